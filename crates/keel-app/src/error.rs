@@ -1,0 +1,53 @@
+use keel_domain::Invalid;
+use keel_store::StoreError;
+
+/// Errors of a use case. The web layer maps each to a status and a stable
+/// code; `Store` errors are internal and never shown to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("no such {resource}: {id}")]
+    NotFound { resource: &'static str, id: String, param: Option<String> },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String, param: Option<String> },
+    /// A concurrent writer changed what this use case read; the transaction
+    /// is retried from the start.
+    #[error("concurrent change; retry")]
+    Contended,
+    #[error("storage failure")]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx_error::Error> for AppError {
+    fn from(e: sqlx_error::Error) -> Self {
+        AppError::Store(StoreError::Db(e))
+    }
+}
+
+/// Re-export so `?` works on raw sqlx errors (commit, rollback).
+mod sqlx_error {
+    pub use keel_store::SqlxError as Error;
+}
+
+impl AppError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AppError::Contended => true,
+            AppError::Store(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+
+    pub fn not_found(resource: &'static str, id: impl Into<String>) -> Self {
+        AppError::NotFound { resource, id: id.into(), param: None }
+    }
+
+    pub fn not_found_at(resource: &'static str, id: impl Into<String>, param: impl Into<String>) -> Self {
+        AppError::NotFound { resource, id: id.into(), param: Some(param.into()) }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>, param: Option<&str>) -> Self {
+        AppError::Conflict { code, message: message.into(), param: param.map(str::to_owned) }
+    }
+}

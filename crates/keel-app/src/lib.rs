@@ -1,0 +1,98 @@
+//! Keel's use cases. Each write is one database transaction that changes the
+//! tables, appends ledger movements where stock moves, and appends its events
+//! to the outbox, then commits, retried as a whole on lock or serialization
+//! failures. Nothing outside this crate writes.
+
+pub mod apikeys;
+pub mod catalog;
+pub mod demo;
+pub mod error;
+pub mod events;
+pub mod idempotency;
+pub mod inventory;
+pub mod locations;
+pub mod reservations;
+pub mod views;
+pub mod workers;
+
+pub use error::AppError;
+pub use keel_store::{Backend, Location, PoolSizes, Store};
+
+use std::time::Duration;
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// Who performed a write, as recorded in the ledger and events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(pub String);
+
+impl Actor {
+    pub fn system(job: &str) -> Actor {
+        Actor(format!("system:{job}"))
+    }
+}
+
+#[derive(Clone)]
+pub struct App {
+    pub store: Store,
+}
+
+impl App {
+    pub fn new(store: Store) -> App {
+        App { store }
+    }
+
+    pub async fn check(&self) -> Result<keel_store::check::Report> {
+        let mut conn = self.store.reader().await?;
+        Ok(keel_store::check::run(&mut conn).await?)
+    }
+}
+
+/// Runs `$body` in a write transaction bound to `$tx`, committing on `Ok` and
+/// retrying the whole body (bounded, with jittered backoff) when the database
+/// reports a lock or serialization conflict.
+#[macro_export]
+macro_rules! in_tx {
+    ($app:expr, |$tx:ident| $body:expr) => {{
+        let mut attempt: u32 = 0;
+        loop {
+            let outcome: $crate::Result<_> = async {
+                let mut $tx = $app.store.begin().await?;
+                let value = { $body };
+                match value {
+                    Ok(v) => {
+                        $tx.commit().await.map_err($crate::AppError::from)?;
+                        Ok(v)
+                    }
+                    Err(e) => {
+                        let _ = $tx.rollback().await;
+                        Err(e)
+                    }
+                }
+            }
+            .await;
+            match outcome {
+                Err(e) if e.is_transient() && attempt < $crate::MAX_TX_RETRIES => {
+                    attempt += 1;
+                    $crate::backoff(attempt).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
+pub const MAX_TX_RETRIES: u32 = 10;
+
+/// Exponential backoff with full jitter: up to 2 ms, 4 ms, … capped at 250 ms.
+pub async fn backoff(attempt: u32) {
+    use rand::Rng;
+    let cap = (2u64 << attempt.min(7)).min(250);
+    let ms = rand::thread_rng().gen_range(1..=cap);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// Page size bounds shared by every list.
+pub fn page_limit(limit: Option<i64>) -> i64 {
+    limit.unwrap_or(10).clamp(1, 100)
+}

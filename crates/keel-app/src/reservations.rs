@@ -1,0 +1,334 @@
+//! Reservations: hold units of one or more SKUs, all-or-nothing, optionally
+//! for a limited time; then release them or commit them to an order.
+
+use crate::inventory::move_stock;
+use crate::locations::usable;
+use crate::views::{LineView, Page, ReservationView};
+use crate::{in_tx, page_limit, Actor, App, AppError, Result};
+use keel_domain::catalog::{optional_text, Sku};
+use keel_domain::ids::{LocationId, ReservationId};
+use keel_domain::inventory::{demand, plan_allocation, quantity, MovementKind};
+use keel_domain::time::now_micros;
+use keel_domain::Invalid;
+use keel_store::inventory::{self as inv, Item, NewMovement};
+use keel_store::reservations::{self as db, Allocation, ReservationRow};
+use keel_store::{outbox, Conn};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// Longest hold a reservation may ask for: one week.
+pub const MAX_TTL_SECONDS: i64 = 7 * 24 * 3600;
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineInput {
+    pub sku: String,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationInput {
+    /// Single-line form: a variant or inventory-item SKU …
+    pub sku: Option<String>,
+    /// … and its quantity.
+    pub quantity: Option<i64>,
+    /// Multi-line form (1–100 lines). Demand is summed per inventory item.
+    pub lines: Option<Vec<LineInput>>,
+    /// Hold everything at this location; otherwise the highest-priority
+    /// location that covers the whole reservation, else split by priority.
+    pub location_id: Option<String>,
+    /// Released automatically after this many seconds (1–604800).
+    pub ttl_seconds: Option<i64>,
+    /// Free text such as a cart or order id.
+    pub reference: Option<String>,
+}
+
+struct CheckedLine {
+    field: String,
+    sku: Sku,
+    quantity: i64,
+}
+
+fn check_lines(input: &ReservationInput) -> Result<Vec<CheckedLine>, Invalid> {
+    let raw: Vec<(String, &str, i64)> = match (&input.lines, &input.sku) {
+        (Some(_), Some(_)) => return Err(Invalid::new("sku", "conflicting_fields", "give sku and quantity, or lines, not both")),
+        (Some(lines), None) => {
+            if input.quantity.is_some() {
+                return Err(Invalid::new("quantity", "conflicting_fields", "quantity belongs inside lines"));
+            }
+            if lines.is_empty() || lines.len() > 100 {
+                return Err(Invalid::new("lines", "invalid_lines", "between 1 and 100 lines"));
+            }
+            lines.iter().enumerate().map(|(i, l)| (format!("lines[{i}]"), l.sku.as_str(), l.quantity)).collect()
+        }
+        (None, Some(sku)) => {
+            let q = input.quantity.ok_or_else(|| Invalid::new("quantity", "required", "quantity is required with sku"))?;
+            vec![(String::new(), sku.as_str(), q)]
+        }
+        (None, None) => return Err(Invalid::new("sku", "required", "give sku and quantity, or lines")),
+    };
+    raw.into_iter()
+        .map(|(prefix, sku, q)| {
+            let at = |f: &str| if prefix.is_empty() { f.to_owned() } else { format!("{prefix}.{f}") };
+            Ok(CheckedLine { sku: Sku::parse(&at("sku"), sku)?, quantity: quantity(&at("quantity"), MovementKind::Reserve, q)?, field: at("sku") })
+        })
+        .collect()
+}
+
+async fn emit(conn: &mut Conn, kind: &str, view: &ReservationView, actor: &Actor) -> Result<()> {
+    outbox::append(
+        conn,
+        outbox::NewEvent {
+            kind,
+            aggregate_type: "reservation",
+            aggregate_id: &view.id,
+            aggregate_seq: view.version,
+            payload: json!({ "object": view, "actor": actor.0 }),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn load(conn: &mut Conn, id: &str) -> Result<ReservationRow> {
+    db::get(conn, id).await?.ok_or_else(|| AppError::not_found("reservation", id))
+}
+
+impl App {
+    pub async fn reserve(&self, actor: &Actor, input: ReservationInput) -> Result<ReservationView> {
+        let lines = check_lines(&input)?;
+        if let Some(l) = &input.location_id {
+            LocationId::parse("location_id", l)?;
+        }
+        let ttl = match input.ttl_seconds {
+            Some(t) if !(1..=MAX_TTL_SECONDS).contains(&t) => {
+                return Err(Invalid::new("ttl_seconds", "invalid_ttl", format!("must be between 1 and {MAX_TTL_SECONDS}")).into())
+            }
+            t => t,
+        };
+        let reference = optional_text("reference", input.reference.as_deref(), 255)?;
+        let line_views: Vec<LineView> =
+            lines.iter().map(|l| LineView { sku: l.sku.to_string(), quantity: l.quantity }).collect();
+        in_tx!(self, |tx| {
+            // What every line consumes, per inventory item.
+            let mut per_line = Vec::with_capacity(lines.len());
+            let mut items: BTreeMap<String, (Item, String)> = BTreeMap::new();
+            for l in &lines {
+                let (archived, units) = inv::stock_units(&mut tx, l.sku.as_str())
+                    .await?
+                    .ok_or_else(|| AppError::not_found_at("variant", l.sku.as_str(), &l.field))?;
+                if archived {
+                    return Err(AppError::conflict("variant_archived", format!("{} is archived", l.sku), Some(&l.field)));
+                }
+                let comps: Vec<(String, i64)> = units.iter().map(|(item, q)| (item.id.clone(), *q)).collect();
+                for (item, _) in units {
+                    items.entry(item.id.clone()).or_insert((item, l.field.clone()));
+                }
+                per_line.push((comps, l.quantity));
+            }
+            let need = demand(&per_line).ok_or_else(|| Invalid::new("lines", "invalid_quantity", "total quantity too large"))?;
+            let fixed = match &input.location_id {
+                Some(l) => Some(usable(&mut tx, "location_id", l).await?.id),
+                None => None,
+            };
+            let plan: Vec<(String, String, i64)> = match &fixed {
+                Some(loc) => need.iter().map(|(item, n)| (item.clone(), loc.clone(), *n)).collect(),
+                None => {
+                    let ids: Vec<&str> = need.keys().map(String::as_str).collect();
+                    let mut by_loc: Vec<(String, BTreeMap<String, i64>)> = Vec::new();
+                    for l in inv::levels_for_allocation(&mut tx, &ids).await? {
+                        match by_loc.iter_mut().find(|(loc, _)| *loc == l.location_id) {
+                            Some((_, m)) => {
+                                m.insert(l.inventory_item_id.clone(), l.levels.available());
+                            }
+                            None => by_loc.push((l.location_id.clone(), BTreeMap::from([(l.inventory_item_id.clone(), l.levels.available())]))),
+                        }
+                    }
+                    match plan_allocation(&need, &by_loc) {
+                        Some(p) => p,
+                        None => {
+                            let short = need
+                                .iter()
+                                .find(|(item, n)| by_loc.iter().map(|(_, m)| m.get(*item).copied().unwrap_or(0).max(0)).sum::<i64>() < **n)
+                                .map(|(item, n)| (item.clone(), *n));
+                            let (item, n) = short.unwrap_or_else(|| need.iter().next().map(|(i, n)| (i.clone(), *n)).unwrap_or_default());
+                            let total: i64 = by_loc.iter().map(|(_, m)| m.get(&item).copied().unwrap_or(0).max(0)).sum();
+                            let (it, field) = &items[&item];
+                            return Err(AppError::conflict(
+                                "insufficient_stock",
+                                format!("insufficient stock for {}: {n} needed, {total} available", it.sku),
+                                Some(field),
+                            ));
+                        }
+                    }
+                }
+            };
+            let id = ReservationId::generate();
+            let now = now_micros();
+            let mut allocations = Vec::with_capacity(plan.len());
+            for (item_id, loc, n) in &plan {
+                let (item, field) = &items[item_id];
+                let mut m = NewMovement::new(item_id, loc, MovementKind::Reserve, *n, &actor.0);
+                m.reservation_id = Some(id.as_str());
+                m.reason = reference.as_deref();
+                match move_stock(&mut tx, &item.sku, &m, field).await {
+                    Ok(_) => {}
+                    // Without a fixed location the plan came from a read that
+                    // a concurrent commit may have outdated: re-plan.
+                    Err(AppError::Conflict { code: "insufficient_stock", .. }) if fixed.is_none() => {
+                        return Err(AppError::Contended)
+                    }
+                    Err(e) => return Err(e),
+                }
+                allocations.push(Allocation { inventory_item_id: item_id.clone(), sku: item.sku.clone(), location_id: loc.clone(), quantity: *n });
+            }
+            let row = ReservationRow {
+                id: id.to_string(),
+                status: "active".into(),
+                lines: serde_json::to_string(&line_views).unwrap_or_else(|_| "[]".into()),
+                location_id: fixed.clone(),
+                reference: reference.clone(),
+                expires_at: ttl.map(|t| now + t * 1_000_000),
+                version: 1,
+                created_at: now,
+                updated_at: now,
+                allocations,
+            };
+            db::insert(&mut tx, &row).await?;
+            let view = ReservationView::from_row(row);
+            emit(&mut tx, "reservation.created", &view, actor).await?;
+            Ok(view)
+        })
+        .map_err(|e| match e {
+            AppError::Contended => AppError::conflict(
+                "insufficient_stock",
+                "insufficient stock: the units were taken concurrently",
+                Some(if input.lines.is_some() { "lines" } else { "sku" }),
+            ),
+            e => e,
+        })
+    }
+
+    pub async fn release_reservation(&self, actor: &Actor, id: &str) -> Result<ReservationView> {
+        ReservationId::parse("id", id)?;
+        in_tx!(self, |tx| {
+            let r = load(&mut tx, id).await?;
+            if !matches!(r.status.as_str(), "active" | "committed") {
+                return Err(AppError::conflict("reservation_not_active", format!("reservation {id} is {}", r.status), None));
+            }
+            let view = end_hold(&mut tx, r, "released", MovementKind::Release, None, actor).await?;
+            emit(&mut tx, "reservation.released", &view, actor).await?;
+            Ok(view)
+        })
+    }
+
+    pub async fn commit_reservation(&self, actor: &Actor, id: &str) -> Result<ReservationView> {
+        ReservationId::parse("id", id)?;
+        in_tx!(self, |tx| {
+            let r = load(&mut tx, id).await?;
+            let now = now_micros();
+            if r.status == "expired" || (r.status == "active" && r.expires_at.is_some_and(|e| e <= now)) {
+                return Err(AppError::conflict("reservation_expired", format!("reservation {id} has expired"), None));
+            }
+            if r.status != "active" {
+                return Err(AppError::conflict("reservation_not_active", format!("reservation {id} is {}", r.status), None));
+            }
+            db::transition(&mut tx, id, "active", "committed", true, now)
+                .await?
+                .ok_or(AppError::Contended)?;
+            for a in &r.allocations {
+                let mut m = NewMovement::new(&a.inventory_item_id, &a.location_id, MovementKind::Commit, a.quantity, &actor.0);
+                m.reservation_id = Some(id);
+                move_stock(&mut tx, &a.sku, &m, "id").await?;
+            }
+            let view = ReservationView::from_row(load(&mut tx, id).await?);
+            emit(&mut tx, "reservation.committed", &view, actor).await?;
+            Ok(view)
+        })
+    }
+
+    pub async fn get_reservation(&self, id: &str) -> Result<ReservationView> {
+        ReservationId::parse("id", id)?;
+        let mut conn = self.store.reader().await?;
+        Ok(ReservationView::from_row(load(&mut conn, id).await?))
+    }
+
+    pub async fn list_reservations(
+        &self,
+        status: Option<&str>,
+        starting_after: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<Page<ReservationView>> {
+        if let Some(s) = status {
+            if !matches!(s, "active" | "committed" | "released" | "expired") {
+                return Err(Invalid::new("status", "invalid_status", "active, committed, released or expired").into());
+            }
+        }
+        if let Some(c) = starting_after {
+            ReservationId::parse("starting_after", c)?;
+        }
+        let limit = page_limit(limit);
+        let mut conn = self.store.reader().await?;
+        let rows = db::list(&mut conn, status, starting_after, limit + 1).await?;
+        let mut views = Vec::with_capacity(rows.len());
+        for r in rows {
+            views.push(ReservationView::from_row(load(&mut conn, &r.id).await?));
+        }
+        Ok(Page::from_overfetch(views, limit))
+    }
+
+    /// Releases active reservations whose TTL has passed at `now`; returns
+    /// how many. The worker calls this with the wall clock, tests with any.
+    pub async fn expire_reservations(&self, now: i64) -> Result<usize> {
+        let actor = Actor::system("reservation-expiry");
+        let mut released = 0;
+        loop {
+            let ids = {
+                let mut conn = self.store.reader().await?;
+                db::expired(&mut conn, now, 100).await?
+            };
+            if ids.is_empty() {
+                return Ok(released);
+            }
+            let batch = ids.len();
+            for id in ids {
+                let done = in_tx!(self, |tx| {
+                    let r = load(&mut tx, &id).await?;
+                    if r.status != "active" {
+                        return Ok(false);
+                    }
+                    let view = end_hold(&mut tx, r, "expired", MovementKind::Release, Some("expired"), &actor).await?;
+                    emit(&mut tx, "reservation.expired", &view, &actor).await?;
+                    Ok(true)
+                })?;
+                released += usize::from(done);
+            }
+            if batch < 100 {
+                return Ok(released);
+            }
+        }
+    }
+}
+
+/// Moves a holding reservation to `status` and gives its units back.
+async fn end_hold(
+    conn: &mut Conn,
+    r: ReservationRow,
+    status: &str,
+    kind: MovementKind,
+    reason: Option<&str>,
+    actor: &Actor,
+) -> Result<ReservationView> {
+    let now = now_micros();
+    db::transition(conn, &r.id, &r.status, status, false, now).await?.ok_or(AppError::Contended)?;
+    for a in &r.allocations {
+        let mut m = NewMovement::new(&a.inventory_item_id, &a.location_id, kind, a.quantity, &actor.0);
+        m.reservation_id = Some(&r.id);
+        m.reason = reason;
+        move_stock(conn, &a.sku, &m, "id").await?;
+    }
+    Ok(ReservationView::from_row(load(conn, &r.id).await?))
+}

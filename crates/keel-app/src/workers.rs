@@ -1,0 +1,56 @@
+//! Background jobs. Each runs on an interval until shutdown, logs its work
+//! once per run, and never panics the process on a failed run.
+
+use crate::App;
+use tracing::Instrument;
+use keel_domain::time::now_micros;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Responses to `Idempotency-Key` are kept at least this long.
+pub const IDEMPOTENCY_RETENTION_MICROS: i64 = 48 * 3600 * 1_000_000;
+
+pub fn spawn_all(app: App, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    vec![
+        spawn_every("reservation-expiry", Duration::from_secs(1), shutdown.clone(), {
+            let app = app.clone();
+            move || {
+                let app = app.clone();
+                async move { app.expire_reservations(now_micros()).await.map(|n| n as u64) }
+            }
+        }),
+        spawn_every("idempotency-purge", Duration::from_secs(3600), shutdown, move || {
+            let app = app.clone();
+            async move { app.purge_idempotency_keys(now_micros() - IDEMPOTENCY_RETENTION_MICROS).await }
+        }),
+    ]
+}
+
+fn spawn_every<F, Fut>(name: &'static str, every: Duration, mut shutdown: watch::Receiver<bool>, job: F) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = crate::Result<u64>> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            match job().instrument(tracing::info_span!("job", name)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(job = name, affected = n, "job run"),
+                Err(e) => tracing::warn!(job = name, error = %e, cause = ?std::error::Error::source(&e), "job failed"),
+            }
+        }
+    })
+}
+
+impl App {
+    pub async fn purge_idempotency_keys(&self, cutoff: i64) -> crate::Result<u64> {
+        crate::in_tx!(self, |tx| Ok(keel_store::idempotency::purge_before(&mut tx, cutoff).await?))
+    }
+}

@@ -1,0 +1,13 @@
+//! Keel's pure core: identifiers, money, catalog rules, inventory arithmetic.
+//!
+//! Nothing in this crate performs I/O; every function is deterministic given
+//! its inputs, which is what makes the invariants here property-testable.
+
+pub mod catalog;
+pub mod error;
+pub mod ids;
+pub mod inventory;
+pub mod money;
+pub mod time;
+
+pub use error::Invalid;

@@ -1,0 +1,34 @@
+//! Timestamps are stored as microseconds since the Unix epoch (UTC) so both
+//! databases compare and sort them as plain integers; JSON shows RFC 3339.
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+
+pub type Micros = i64;
+
+pub fn now_micros() -> Micros {
+    Utc::now().timestamp_micros()
+}
+
+pub fn to_rfc3339(micros: Micros) -> String {
+    Utc.timestamp_micros(micros)
+        .single()
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub fn parse_rfc3339(s: &str) -> Option<Micros> {
+    DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc).timestamp_micros())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let t = 1_764_000_000_123_456;
+        assert_eq!(parse_rfc3339(&to_rfc3339(t)), Some(t));
+        assert_eq!(parse_rfc3339("2026-11-25T10:00:00+01:00"), parse_rfc3339("2026-11-25T09:00:00Z"));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+}

@@ -1,0 +1,71 @@
+//! API keys, stored as SHA-256 of the secret (the secret is 256 random bits,
+//! so a fast hash is enough; the plaintext is shown once and never stored).
+
+use crate::Result;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub secret_hash: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, name, prefix, secret_hash, created_at, last_used_at, expires_at, revoked_at";
+
+fn from_row(r: &AnyRow) -> Result<ApiKeyRow> {
+    Ok(ApiKeyRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        prefix: r.try_get("prefix")?,
+        secret_hash: r.try_get("secret_hash")?,
+        created_at: r.try_get("created_at")?,
+        last_used_at: r.try_get("last_used_at")?,
+        expires_at: r.try_get("expires_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+pub async fn insert(conn: &mut AnyConnection, k: &ApiKeyRow) -> Result<()> {
+    sqlx::query(&format!("INSERT INTO api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+        .bind(&k.id)
+        .bind(&k.name)
+        .bind(&k.prefix)
+        .bind(&k.secret_hash)
+        .bind(k.created_at)
+        .bind(k.last_used_at)
+        .bind(k.expires_at)
+        .bind(k.revoked_at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn by_hash(conn: &mut AnyConnection, hash: &str) -> Result<Option<ApiKeyRow>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM api_keys WHERE secret_hash = $1"))
+        .bind(hash)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn touch(conn: &mut AnyConnection, id: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1").bind(id).bind(now).execute(conn).await?;
+    Ok(())
+}
+
+/// Revokes every live key with this name; returns how many.
+pub async fn revoke_named(conn: &mut AnyConnection, name: &str, now: i64) -> Result<u64> {
+    let done = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL")
+        .bind(name)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,54 @@
+use sqlx::error::ErrorKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error")]
+    Db(#[from] sqlx::Error),
+    #[error("stored data is not what this version expects: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Unsupported(&'static str),
+    #[error("i/o: {0}")]
+    Io(String),
+    #[error("migration {version} was changed after it was applied")]
+    MigrationChanged { version: i64 },
+}
+
+impl StoreError {
+    /// Lock and serialization failures that a retry of the whole transaction
+    /// can fix: SQLITE_BUSY/LOCKED, PostgreSQL 40001, 40P01 and 55P03.
+    pub fn is_transient(&self) -> bool {
+        let StoreError::Db(sqlx::Error::Database(e)) = self else {
+            return false;
+        };
+        match e.code().as_deref() {
+            Some("40001" | "40P01" | "55P03") => true,
+            Some(code) => code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6)),
+            None => false,
+        }
+    }
+
+    /// Whether this is a unique violation on `table.column`. PostgreSQL names
+    /// the constraint (`{table}_{column}_key`, as the migrations declare it);
+    /// SQLite names the column in its message.
+    pub fn is_unique_violation(&self, table: &str, column: &str) -> bool {
+        let StoreError::Db(sqlx::Error::Database(e)) = self else {
+            return false;
+        };
+        if !matches!(e.kind(), ErrorKind::UniqueViolation) {
+            return false;
+        }
+        match e.constraint() {
+            Some(name) => name == format!("{table}_{column}_key"),
+            None => e.message().contains(&format!("{table}.{column}")),
+        }
+    }
+
+    pub fn is_any_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Db(sqlx::Error::Database(e)) if matches!(e.kind(), ErrorKind::UniqueViolation))
+    }
+
+    pub fn corrupt(what: impl std::fmt::Display) -> Self {
+        StoreError::Corrupt(what.to_string())
+    }
+}

@@ -1,0 +1,460 @@
+//! Inventory items, levels and the ledger.
+//!
+//! [`apply_movement`] is the only code that changes a level: one conditional
+//! `UPDATE` that re-states `keel_domain::inventory::check_apply` in SQL, so
+//! the database arbitrates concurrent writers, followed by the ledger row.
+
+use crate::{Result, StoreError};
+use keel_domain::catalog::Sku;
+use keel_domain::ids::{InventoryItemId, MovementId};
+use keel_domain::inventory::{check_apply, Delta, Levels, MovementKind, Refusal};
+use keel_domain::time::now_micros;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub id: String,
+    pub sku: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct LevelRow {
+    pub inventory_item_id: String,
+    pub location_id: String,
+    pub levels: Levels,
+    pub version: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Movement {
+    pub id: String,
+    pub seq: i64,
+    pub inventory_item_id: String,
+    pub location_id: String,
+    pub kind: String,
+    pub quantity: i64,
+    pub delta: Delta,
+    pub reason: Option<String>,
+    pub actor: String,
+    pub source: String,
+    pub batch_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub reservation_id: Option<String>,
+    pub transfer_id: Option<String>,
+    pub occurred_at: i64,
+    pub recorded_at: i64,
+}
+
+/// One requested change to one level.
+#[derive(Debug, Clone)]
+pub struct NewMovement<'a> {
+    pub inventory_item_id: &'a str,
+    pub location_id: &'a str,
+    pub kind: MovementKind,
+    pub quantity: i64,
+    pub reason: Option<&'a str>,
+    pub actor: &'a str,
+    pub source: &'a str,
+    pub batch_id: Option<&'a str>,
+    pub idempotency_key: Option<&'a str>,
+    pub reservation_id: Option<&'a str>,
+    pub transfer_id: Option<&'a str>,
+    pub occurred_at: Option<i64>,
+    pub expected_on_hand: Option<i64>,
+}
+
+impl<'a> NewMovement<'a> {
+    pub fn new(item: &'a str, location: &'a str, kind: MovementKind, quantity: i64, actor: &'a str) -> Self {
+        NewMovement {
+            inventory_item_id: item,
+            location_id: location,
+            kind,
+            quantity,
+            reason: None,
+            actor,
+            source: "api",
+            batch_id: None,
+            idempotency_key: None,
+            reservation_id: None,
+            transfer_id: None,
+            occurred_at: None,
+            expected_on_hand: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Applied {
+    Done { level: LevelRow, movement_id: MovementId, before: Levels },
+    Refused { refusal: Refusal, current: Levels },
+}
+
+const LEVEL_COLUMNS: &str = "inventory_item_id, location_id, on_hand, reserved, safety_stock, incoming, damaged, \
+     quality_control, version, updated_at";
+
+fn level_from_row(r: &AnyRow) -> Result<LevelRow> {
+    Ok(LevelRow {
+        inventory_item_id: r.try_get("inventory_item_id")?,
+        location_id: r.try_get("location_id")?,
+        levels: Levels {
+            on_hand: r.try_get("on_hand")?,
+            reserved: r.try_get("reserved")?,
+            safety_stock: r.try_get("safety_stock")?,
+            incoming: r.try_get("incoming")?,
+            damaged: r.try_get("damaged")?,
+            quality_control: r.try_get("quality_control")?,
+        },
+        version: r.try_get("version")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+pub async fn create_item(conn: &mut AnyConnection, sku: &Sku) -> Result<Item> {
+    let item = Item { id: InventoryItemId::generate().to_string(), sku: sku.to_string(), created_at: now_micros() };
+    sqlx::query("INSERT INTO inventory_items (id, sku, created_at) VALUES ($1, $2, $3)")
+        .bind(&item.id)
+        .bind(&item.sku)
+        .bind(item.created_at)
+        .execute(conn)
+        .await?;
+    Ok(item)
+}
+
+fn item_from_row(r: &AnyRow) -> Result<Item> {
+    Ok(Item { id: r.try_get("id")?, sku: r.try_get("sku")?, created_at: r.try_get("created_at")? })
+}
+
+pub async fn item_by_sku(conn: &mut AnyConnection, sku: &str) -> Result<Option<Item>> {
+    let row = sqlx::query("SELECT id, sku, created_at FROM inventory_items WHERE sku = $1")
+        .bind(sku)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(item_from_row).transpose()
+}
+
+pub async fn get_level(conn: &mut AnyConnection, item: &str, location: &str) -> Result<Option<LevelRow>> {
+    let row = sqlx::query(&format!(
+        "SELECT {LEVEL_COLUMNS} FROM inventory_levels WHERE inventory_item_id = $1 AND location_id = $2"
+    ))
+    .bind(item)
+    .bind(location)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(level_from_row).transpose()
+}
+
+/// Levels of one item at every location, highest priority first.
+pub async fn levels_of_item(conn: &mut AnyConnection, item: &str) -> Result<Vec<LevelRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {} FROM inventory_levels l JOIN locations loc ON loc.id = l.location_id \
+         WHERE l.inventory_item_id = $1 ORDER BY loc.priority, loc.id",
+        LEVEL_COLUMNS.split(", ").map(|c| format!("l.{c}")).collect::<Vec<_>>().join(", ")
+    ))
+    .bind(item)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(level_from_row).collect()
+}
+
+/// All levels at one location (for `keel check`, admin views).
+pub async fn all_levels(conn: &mut AnyConnection) -> Result<Vec<LevelRow>> {
+    let rows = sqlx::query(&format!("SELECT {LEVEL_COLUMNS} FROM inventory_levels")).fetch_all(conn).await?;
+    rows.iter().map(level_from_row).collect()
+}
+
+const UPDATE_LEVEL: &str = "UPDATE inventory_levels SET \
+    on_hand = on_hand + $1, reserved = reserved + $2, safety_stock = safety_stock + $3, \
+    incoming = incoming + $4, damaged = damaged + $5, quality_control = quality_control + $6, \
+    version = version + 1, updated_at = $7 \
+    WHERE inventory_item_id = $8 AND location_id = $9 \
+    AND on_hand + $1 >= 0 AND reserved + $2 >= 0 AND safety_stock + $3 >= 0 AND incoming + $4 >= 0 \
+    AND damaged + $5 >= 0 AND quality_control + $6 >= 0 \
+    AND on_hand + $1 >= reserved + $2 + damaged + $5 + quality_control + $6 \
+    AND ($10 = 0 OR on_hand - reserved - safety_stock - damaged - quality_control >= $11) \
+    AND ($12 IS NULL OR on_hand = $12) \
+    RETURNING on_hand, reserved, safety_stock, incoming, damaged, quality_control, version";
+
+/// Applies one movement if the rules allow it: one conditional UPDATE, then
+/// the ledger row. A refusal changes nothing.
+pub async fn apply_movement(conn: &mut AnyConnection, m: &NewMovement<'_>) -> Result<Applied> {
+    let delta = m.kind.delta(m.quantity);
+    let requires_available = i64::from(m.kind.requires_available());
+    let needed = -delta.available();
+    let now = now_micros();
+    let mut created_row = false;
+    // A refused update is re-read and re-judged; on PostgreSQL a concurrent
+    // commit between the two can flip the verdict, so try a few times.
+    for _ in 0..4 {
+        let row = sqlx::query(UPDATE_LEVEL)
+            .bind(delta.on_hand)
+            .bind(delta.reserved)
+            .bind(delta.safety_stock)
+            .bind(delta.incoming)
+            .bind(delta.damaged)
+            .bind(delta.quality_control)
+            .bind(now)
+            .bind(m.inventory_item_id)
+            .bind(m.location_id)
+            .bind(requires_available)
+            .bind(needed)
+            .bind(m.expected_on_hand)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(r) = row {
+            let after = Levels {
+                on_hand: r.try_get("on_hand")?,
+                reserved: r.try_get("reserved")?,
+                safety_stock: r.try_get("safety_stock")?,
+                incoming: r.try_get("incoming")?,
+                damaged: r.try_get("damaged")?,
+                quality_control: r.try_get("quality_control")?,
+            };
+            let version: i64 = r.try_get("version")?;
+            let before = Levels {
+                on_hand: after.on_hand - delta.on_hand,
+                reserved: after.reserved - delta.reserved,
+                safety_stock: after.safety_stock - delta.safety_stock,
+                incoming: after.incoming - delta.incoming,
+                damaged: after.damaged - delta.damaged,
+                quality_control: after.quality_control - delta.quality_control,
+            };
+            let movement_id = insert_movement(conn, m, &delta, now).await?;
+            let level = LevelRow {
+                inventory_item_id: m.inventory_item_id.to_owned(),
+                location_id: m.location_id.to_owned(),
+                levels: after,
+                version,
+                updated_at: now,
+            };
+            return Ok(Applied::Done { level, movement_id, before });
+        }
+        match get_level(conn, m.inventory_item_id, m.location_id).await? {
+            Some(current) => {
+                if let Err(refusal) = check_apply(&current.levels, m.kind, &delta, m.expected_on_hand) {
+                    return Ok(Applied::Refused { refusal, current: current.levels });
+                }
+            }
+            None if !created_row => {
+                sqlx::query(
+                    "INSERT INTO inventory_levels (inventory_item_id, location_id, on_hand, reserved, safety_stock, \
+                     incoming, damaged, quality_control, version, updated_at) VALUES ($1, $2, 0, 0, 0, 0, 0, 0, 0, $3) \
+                     ON CONFLICT (inventory_item_id, location_id) DO NOTHING",
+                )
+                .bind(m.inventory_item_id)
+                .bind(m.location_id)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+                created_row = true;
+            }
+            None => return Err(StoreError::corrupt("inventory level vanished during update")),
+        }
+    }
+    let current = get_level(conn, m.inventory_item_id, m.location_id).await?.map(|l| l.levels).unwrap_or_default();
+    Ok(Applied::Refused {
+        refusal: Refusal::InsufficientStock { available: current.available(), requested: needed.max(0) },
+        current,
+    })
+}
+
+async fn insert_movement(conn: &mut AnyConnection, m: &NewMovement<'_>, d: &Delta, now: i64) -> Result<MovementId> {
+    let id = MovementId::generate();
+    sqlx::query(
+        "INSERT INTO inventory_movements (id, inventory_item_id, location_id, kind, quantity, d_on_hand, d_reserved, \
+         d_safety_stock, d_incoming, d_damaged, d_quality_control, reason, actor, source, batch_id, idempotency_key, \
+         reservation_id, transfer_id, occurred_at, recorded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+    )
+    .bind(id.as_str())
+    .bind(m.inventory_item_id)
+    .bind(m.location_id)
+    .bind(m.kind.as_str())
+    .bind(m.quantity)
+    .bind(d.on_hand)
+    .bind(d.reserved)
+    .bind(d.safety_stock)
+    .bind(d.incoming)
+    .bind(d.damaged)
+    .bind(d.quality_control)
+    .bind(m.reason)
+    .bind(m.actor)
+    .bind(m.source)
+    .bind(m.batch_id)
+    .bind(m.idempotency_key)
+    .bind(m.reservation_id)
+    .bind(m.transfer_id)
+    .bind(m.occurred_at.unwrap_or(now))
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
+
+const MOVEMENT_COLUMNS: &str = "id, seq, inventory_item_id, location_id, kind, quantity, d_on_hand, d_reserved, \
+     d_safety_stock, d_incoming, d_damaged, d_quality_control, reason, actor, source, batch_id, idempotency_key, \
+     reservation_id, transfer_id, occurred_at, recorded_at";
+
+fn movement_from_row(r: &AnyRow) -> Result<Movement> {
+    Ok(Movement {
+        id: r.try_get("id")?,
+        seq: r.try_get("seq")?,
+        inventory_item_id: r.try_get("inventory_item_id")?,
+        location_id: r.try_get("location_id")?,
+        kind: r.try_get("kind")?,
+        quantity: r.try_get("quantity")?,
+        delta: Levels {
+            on_hand: r.try_get("d_on_hand")?,
+            reserved: r.try_get("d_reserved")?,
+            safety_stock: r.try_get("d_safety_stock")?,
+            incoming: r.try_get("d_incoming")?,
+            damaged: r.try_get("d_damaged")?,
+            quality_control: r.try_get("d_quality_control")?,
+        },
+        reason: r.try_get("reason")?,
+        actor: r.try_get("actor")?,
+        source: r.try_get("source")?,
+        batch_id: r.try_get("batch_id")?,
+        idempotency_key: r.try_get("idempotency_key")?,
+        reservation_id: r.try_get("reservation_id")?,
+        transfer_id: r.try_get("transfer_id")?,
+        occurred_at: r.try_get("occurred_at")?,
+        recorded_at: r.try_get("recorded_at")?,
+    })
+}
+
+/// Ledger entries of one item, newest first, optionally at one location;
+/// `before_seq` continues a previous page.
+pub async fn ledger(
+    conn: &mut AnyConnection,
+    item: &str,
+    location: Option<&str>,
+    before_seq: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Movement>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {MOVEMENT_COLUMNS} FROM inventory_movements WHERE inventory_item_id = $1 \
+         AND ($2 IS NULL OR location_id = $2) AND ($3 IS NULL OR seq < $3) ORDER BY seq DESC LIMIT $4"
+    ))
+    .bind(item)
+    .bind(location)
+    .bind(before_seq)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(movement_from_row).collect()
+}
+
+pub async fn movement_seq(conn: &mut AnyConnection, id: &str) -> Result<Option<i64>> {
+    let row = sqlx::query("SELECT seq FROM inventory_movements WHERE id = $1").bind(id).fetch_optional(conn).await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get("seq")?),
+        None => None,
+    })
+}
+
+/// Sum of every movement per (item, location): what the levels must equal.
+pub async fn ledger_fold(conn: &mut AnyConnection) -> Result<Vec<(String, String, Levels)>> {
+    let rows = sqlx::query(
+        "SELECT inventory_item_id, location_id, CAST(SUM(d_on_hand) AS BIGINT) AS on_hand, \
+         CAST(SUM(d_reserved) AS BIGINT) AS reserved, CAST(SUM(d_safety_stock) AS BIGINT) AS safety_stock, \
+         CAST(SUM(d_incoming) AS BIGINT) AS incoming, CAST(SUM(d_damaged) AS BIGINT) AS damaged, \
+         CAST(SUM(d_quality_control) AS BIGINT) AS quality_control \
+         FROM inventory_movements GROUP BY inventory_item_id, location_id",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("inventory_item_id")?,
+                r.try_get("location_id")?,
+                Levels {
+                    on_hand: r.try_get("on_hand")?,
+                    reserved: r.try_get("reserved")?,
+                    safety_stock: r.try_get("safety_stock")?,
+                    incoming: r.try_get("incoming")?,
+                    damaged: r.try_get("damaged")?,
+                    quality_control: r.try_get("quality_control")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+pub async fn insert_transfer(
+    conn: &mut AnyConnection,
+    id: &str,
+    item: &str,
+    from: &str,
+    to: &str,
+    quantity: i64,
+    reason: Option<&str>,
+    actor: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO transfers (id, inventory_item_id, from_location_id, to_location_id, quantity, reason, actor, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(item)
+    .bind(from)
+    .bind(to)
+    .bind(quantity)
+    .bind(reason)
+    .bind(actor)
+    .bind(now_micros())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Levels of these items at active locations, in allocation order
+/// (location priority, then location id).
+pub async fn levels_for_allocation(conn: &mut AnyConnection, items: &[&str]) -> Result<Vec<LevelRow>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cols = LEVEL_COLUMNS.split(", ").map(|c| format!("l.{c}")).collect::<Vec<_>>().join(", ");
+    let marks = (1..=items.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT {cols} FROM inventory_levels l JOIN locations loc ON loc.id = l.location_id \
+         WHERE loc.archived_at IS NULL AND l.inventory_item_id IN ({marks}) ORDER BY loc.priority, loc.id"
+    );
+    let mut q = sqlx::query(&sql);
+    for i in items {
+        q = q.bind(*i);
+    }
+    let rows = q.fetch_all(conn).await?;
+    rows.iter().map(level_from_row).collect()
+}
+
+/// What one unit of `sku` consumes: a variant's components, or the inventory
+/// item with that SKU itself. `None` when the SKU is unknown; the flag says
+/// whether the variant is archived.
+pub async fn stock_units(conn: &mut AnyConnection, sku: &str) -> Result<Option<(bool, Vec<(Item, i64)>)>> {
+    let rows = sqlx::query(
+        "SELECT v.archived_at, c.inventory_item_id, i.sku, i.created_at, c.quantity FROM variants v \
+         JOIN variant_components c ON c.variant_id = v.id JOIN inventory_items i ON i.id = c.inventory_item_id \
+         WHERE v.sku = $1",
+    )
+    .bind(sku)
+    .fetch_all(&mut *conn)
+    .await?;
+    if rows.is_empty() {
+        return Ok(item_by_sku(conn, sku).await?.map(|item| (false, vec![(item, 1)])));
+    }
+    let archived = rows[0].try_get::<Option<i64>, _>("archived_at")?.is_some();
+    let units = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                Item { id: r.try_get("inventory_item_id")?, sku: r.try_get("sku")?, created_at: r.try_get("created_at")? },
+                r.try_get("quantity")?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Some((archived, units)))
+}

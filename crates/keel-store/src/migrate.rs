@@ -1,0 +1,75 @@
+//! Embedded, per-backend migrations applied in order, each in its own
+//! transaction, recorded with a checksum so an edited migration is caught.
+
+use crate::{Backend, Result, StoreError};
+use sqlx::{AnyConnection, Connection, Executor, Row};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "foundation",
+    sqlite: include_str!("../migrations/sqlite/0001_foundation.sql"),
+    postgres: include_str!("../migrations/postgres/0001_foundation.sql"),
+}];
+
+/// FNV-1a: a stable fingerprint, not a security measure.
+fn checksum(sql: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in sql.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Applies pending migrations; returns the names applied.
+pub async fn run(conn: &mut AnyConnection, backend: Backend) -> Result<Vec<String>> {
+    conn.execute(sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS keel_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+         checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    ))
+    .await?;
+    let mut applied = Vec::new();
+    for m in MIGRATIONS {
+        let sql = match backend {
+            Backend::Sqlite => m.sqlite,
+            Backend::Postgres => m.postgres,
+        };
+        let mut tx = conn.begin().await?;
+        if backend == Backend::Postgres {
+            // Several nodes may start at once; one migrates, the others wait.
+            tx.execute(sqlx::raw_sql("SELECT pg_advisory_xact_lock(7210034)")).await?;
+        }
+        let existing = sqlx::query("SELECT checksum FROM keel_migrations WHERE version = $1")
+            .bind(m.version)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match existing {
+            Some(row) => {
+                let sum: String = row.try_get("checksum")?;
+                if sum != checksum(sql) {
+                    return Err(StoreError::MigrationChanged { version: m.version });
+                }
+            }
+            None => {
+                tx.execute(sqlx::raw_sql(sql)).await?;
+                sqlx::query("INSERT INTO keel_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)")
+                    .bind(m.version)
+                    .bind(m.name)
+                    .bind(checksum(sql))
+                    .bind(keel_domain::time::now_micros())
+                    .execute(&mut *tx)
+                    .await?;
+                applied.push(format!("{:04}_{}", m.version, m.name));
+            }
+        }
+        tx.commit().await?;
+    }
+    Ok(applied)
+}

@@ -1,0 +1,45 @@
+//! The OpenAPI 3.1 description of `/api/v1`, generated from the handlers.
+
+use super::{channels, events, inventory, locations, products, reservations};
+use crate::error::{ErrorBody, ErrorEnvelope};
+use axum::response::IntoResponse;
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Keel API", description = "The system of record for online selling. All POSTs accept an \
+        `Idempotency-Key` header; lists use cursor pagination (`limit`, `starting_after`, `has_more`); errors \
+        share one shape.", version = "1"),
+    servers((url = "/api/v1")),
+    paths(
+        products::create, products::list, products::show, products::update, products::archive,
+        products::add_variant, products::update_variant,
+        channels::create, channels::list, channels::show, channels::update,
+        locations::create, locations::list, locations::show, locations::update,
+        inventory::adjust, inventory::transfer, inventory::levels, inventory::ledger,
+        reservations::create, reservations::list, reservations::show, reservations::release, reservations::commit,
+        events::list, events::show,
+    ),
+    components(schemas(ErrorEnvelope, ErrorBody)),
+    modifiers(&BearerAuth),
+    security(("api_key" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("keel_sk_…").build()),
+        );
+    }
+}
+
+pub async fn serve() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,111 @@
+//! API authentication: `Authorization: Bearer keel_sk_…`. Verified keys are
+//! cached briefly so a hot endpoint does not hash-and-query on every request;
+//! a revoked key stops working within [`CACHE_TTL`].
+
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use keel_app::apikeys::{hash_secret, Principal};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub const CACHE_TTL: Duration = Duration::from_secs(10);
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+const CACHE_MAX: usize = 10_000;
+
+#[derive(Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<String, (Principal, Instant)>>,
+    touched: Mutex<HashMap<String, Instant>>,
+}
+
+impl KeyCache {
+    fn get(&self, hash: &str) -> Option<Principal> {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(hash).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(p, _)| p.clone())
+    }
+
+    fn put(&self, hash: String, p: Principal) {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= CACHE_MAX {
+            map.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+        }
+        map.insert(hash, (p, Instant::now()));
+    }
+
+    /// Whether last-used should be written now (at most once a minute per key).
+    fn due_for_touch(&self, key_id: &str) -> bool {
+        let mut map = self.touched.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(key_id) {
+            Some(at) if at.elapsed() < TOUCH_EVERY => false,
+            _ => {
+                map.insert(key_id.to_owned(), Instant::now());
+                true
+            }
+        }
+    }
+}
+
+/// Middleware for `/api/v1`: resolves the bearer key into a [`Principal`]
+/// request extension or answers 401.
+pub async fn require_api_key(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let secret = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .map(str::to_owned);
+    let Some(secret) = secret else {
+        return ApiError::unauthorized("send an API key as `Authorization: Bearer keel_sk_…`").into_response();
+    };
+    let hash = hash_secret(&secret);
+    let principal = match state.keys.get(&hash) {
+        Some(p) => p,
+        None => match state.app.authenticate(&secret).await {
+            Ok(Some(p)) => {
+                state.keys.put(hash, p.clone());
+                p
+            }
+            Ok(None) => return ApiError::unauthorized("the API key is unknown, revoked or expired").into_response(),
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+    };
+    if state.keys.due_for_touch(&principal.key_id) {
+        let app = state.app.clone();
+        let id = principal.key_id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = app.touch_api_key(&id).await {
+                tracing::warn!(error = %e, "could not record API key use");
+            }
+        });
+    }
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+/// The authenticated caller of an API handler.
+pub struct ApiKey(pub Principal);
+
+impl ApiKey {
+    pub fn actor(&self) -> keel_app::Actor {
+        self.0.actor()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .map(ApiKey)
+            .ok_or_else(|| ApiError::unauthorized("authentication required"))
+    }
+}

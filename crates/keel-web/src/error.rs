@@ -1,0 +1,98 @@
+//! The one error shape of the API: `{"error":{"type","code","message","param"}}`.
+//! Every failure a client can see is built here; internal causes are logged
+//! once and answered with a generic message.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use keel_app::AppError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// `invalid_request_error`, `authentication_error`, `idempotency_error`
+    /// or `api_error`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Stable machine-readable code, e.g. `insufficient_stock`.
+    pub code: String,
+    pub message: String,
+    /// The request field at fault, as a path like `lines[0].sku`.
+    pub param: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, code: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError { status, body: ErrorBody { kind, code: code.into(), message: message.into(), param: None } }
+    }
+
+    pub fn invalid(status: StatusCode, code: impl Into<String>, message: impl Into<String>, param: Option<String>) -> Self {
+        let mut e = ApiError::new(status, "invalid_request_error", code, message);
+        e.body.param = param;
+        e
+    }
+
+    pub fn unauthorized(message: &str) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "authentication_error", "unauthorized", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "resource_missing", message)
+    }
+
+    pub fn internal() -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "api_error", "internal_error", "an internal error occurred; it has been logged")
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Invalid(i) => ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, i.code, i.message, Some(i.field)),
+            AppError::NotFound { resource, id, param } => {
+                let mut e = ApiError::not_found(format!("no such {resource}: `{id}`"));
+                e.body.param = param;
+                e
+            }
+            AppError::Conflict { code, message, param } => {
+                ApiError::invalid(StatusCode::CONFLICT, code, message, param)
+            }
+            AppError::Contended => ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "concurrent_update",
+                "the resource changed concurrently; retry the request",
+            ),
+            AppError::Store(err) => {
+                if let keel_store::StoreError::Db(keel_store::SqlxError::PoolTimedOut) = &err {
+                    tracing::warn!("database pool exhausted");
+                    return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "api_error", "overloaded", "the service is busy; retry shortly");
+                }
+                tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "storage error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, Json(ErrorEnvelope { error: self.body })).into_response();
+        res.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+        res
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,61 @@
+//! Keel's HTTP edge: the JSON API under `/api/v1` with its own
+//! authentication, idempotency and error layers. Handlers are thin: parse,
+//! call one use case, map the result.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{middleware, Json, Router};
+use error::ApiError;
+use keel_app::App;
+use std::sync::Arc;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub app: App,
+    pub keys: Arc<auth::KeyCache>,
+}
+
+impl AppState {
+    pub fn new(app: App) -> AppState {
+        AppState { app, keys: Arc::new(auth::KeyCache::default()) }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = api::router()
+        .layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotent_posts))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key))
+        .route("/openapi.json", get(api::openapi::serve));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn not_found() -> Response {
+    ApiError::not_found("no such route").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed", "this method is not allowed here")
+        .into_response()
+}

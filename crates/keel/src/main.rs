@@ -1,0 +1,192 @@
+//! The Keel binary: one executable, several roles.
+
+use clap::{Parser, Subcommand};
+use keel_app::{App, Location, PoolSizes, Store};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(name = "keel", version, about = "Keel: the system of record for online selling")]
+struct Cli {
+    /// Directory for the embedded SQLite database and other local state.
+    #[arg(long, global = true, env = "KEEL_DATA_DIR", default_value = "./keel-data")]
+    data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL instead of the embedded SQLite file.
+    #[arg(long, global = true, env = "KEEL_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate, then serve the API (and run background workers).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "KEEL_LISTEN", default_value = "127.0.0.1:7300")]
+        listen: String,
+        /// Seed a demo shop (idempotent) and print a fresh demo API key.
+        #[arg(long)]
+        demo: bool,
+        /// Serve requests only; leave background jobs to other nodes.
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Verify the ledger, levels and reservations agree; non-zero exit if not.
+    Check,
+    /// Manage API keys.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApikeyCommand {
+    /// Create a key and print it (only it) on stdout. It is not shown again.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEEL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = std::error::Error::source(&*e);
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn open(cli: &Cli) -> Result<App, AnyError> {
+    let location = Location::resolve(cli.database_url.as_deref(), &cli.data_dir);
+    let store = Store::open(&location, PoolSizes::default()).await?;
+    let applied = store.migrate().await?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, database = %location.describe(), "migrations applied");
+    }
+    Ok(App::new(store))
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
+    match &cli.command {
+        Command::Migrate => {
+            let app = open(&cli).await?;
+            app.store.close().await;
+            println!("migrations up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check => {
+            let app = open(&cli).await?;
+            let report = app.check().await?;
+            app.store.close().await;
+            println!(
+                "checked {} inventory levels and {} ledger movements",
+                report.levels_checked, report.movements_checked
+            );
+            if report.problems.is_empty() {
+                println!("ok: ledger, levels and reservations agree");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                for p in &report.problems {
+                    println!("FAIL [{}] {}: {}", p.check, p.subject, p.detail);
+                }
+                println!("{} problem(s) found", report.problems.len());
+                Ok(ExitCode::from(2))
+            }
+        }
+        Command::Apikey { command: ApikeyCommand::Create { name } } => {
+            let app = open(&cli).await?;
+            let (_, secret) = app.create_api_key(name).await?;
+            app.store.close().await;
+            println!("{secret}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { listen, demo, no_workers } => {
+            let app = open(&cli).await?;
+            let mut demo_key = None;
+            if *demo {
+                if app.seed_demo().await? {
+                    tracing::info!("demo data created");
+                }
+                app.revoke_api_keys_named("demo").await?;
+                demo_key = Some(app.create_api_key("demo").await?.1);
+            }
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            let addr = listener.local_addr()?;
+            let (shutdown_tx, shutdown_rx) = watch::channel(false);
+            let workers = if *no_workers { Vec::new() } else { keel_app::workers::spawn_all(app.clone(), shutdown_rx.clone()) };
+            let base = format!("http://{addr}");
+            println!("Keel {} is serving on {base}", env!("CARGO_PKG_VERSION"));
+            println!("  API       {base}/api/v1");
+            println!("  OpenAPI   {base}/api/v1/openapi.json");
+            println!("  Database  {}", Location::resolve(cli.database_url.as_deref(), &cli.data_dir).describe());
+            if let Some(key) = &demo_key {
+                println!("  Demo key  {key}");
+                println!("  Try:      curl -H 'Authorization: Bearer {key}' {base}/api/v1/products");
+            }
+            let router = keel_web::router(keel_web::AppState::new(app.clone()));
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    shutdown_signal().await;
+                    let _ = shutdown_tx.send(true);
+                })
+                .await?;
+            for w in workers {
+                let _ = w.await;
+            }
+            app.store.close().await;
+            tracing::info!("stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}
