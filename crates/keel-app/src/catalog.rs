@@ -323,7 +323,7 @@ impl App {
     }
 
     pub async fn update_product(&self, actor: &Actor, id: &str, changes: ProductChanges) -> Result<ProductView> {
-        ProductId::parse("id", id)?;
+        ProductId::parse("id", id).map_err(|_| AppError::not_found("product", id))?;
         let title = changes.title.as_deref().map(|t| rules::text("title", t, 255)).transpose()?;
         let description = changes.description.as_deref().map(|d| rules::optional_text("description", Some(d), 20_000)).transpose()?;
         let seo_title = changes.seo_title.as_deref().map(|d| rules::optional_text("seo_title", Some(d), 255)).transpose()?;
@@ -370,7 +370,7 @@ impl App {
     }
 
     pub async fn add_variant(&self, actor: &Actor, product_id: &str, input: VariantInput) -> Result<ProductView> {
-        ProductId::parse("id", product_id)?;
+        ProductId::parse("id", product_id).map_err(|_| AppError::not_found("product", product_id))?;
         let v = check_variant("", &input).map_err(strip_leading_dot)?;
         in_tx!(self, |tx| {
             let mut p = db::get_product(&mut tx, product_id).await?.ok_or_else(|| AppError::not_found("product", product_id))?;
@@ -392,8 +392,8 @@ impl App {
         variant_id: &str,
         changes: VariantChanges,
     ) -> Result<ProductView> {
-        ProductId::parse("id", product_id)?;
-        VariantId::parse("variant_id", variant_id)?;
+        ProductId::parse("id", product_id).map_err(|_| AppError::not_found("product", product_id))?;
+        VariantId::parse("variant_id", variant_id).map_err(|_| AppError::not_found("variant", variant_id))?;
         let title = changes.title.as_deref().map(|t| rules::text("title", t, 255)).transpose()?;
         let options = changes.options.as_ref().map(|o| rules::options("options", o)).transpose()?;
         let prices = changes.prices.as_deref().map(|p| check_prices("prices", p)).transpose()?;
@@ -434,7 +434,7 @@ impl App {
     }
 
     pub async fn get_product(&self, id: &str) -> Result<ProductView> {
-        ProductId::parse("id", id)?;
+        ProductId::parse("id", id).map_err(|_| AppError::not_found("product", id))?;
         let mut conn = self.store.reader().await?;
         load_view(&mut conn, id).await
     }
@@ -502,7 +502,7 @@ impl App {
     }
 
     pub async fn update_channel(&self, actor: &Actor, id: &str, changes: ChannelChanges) -> Result<ChannelView> {
-        ChannelId::parse("id", id)?;
+        ChannelId::parse("id", id).map_err(|_| AppError::not_found("sales_channel", id))?;
         let name = changes.name.as_deref().map(|n| rules::text("name", n, 255)).transpose()?;
         let handle = changes.handle.as_deref().map(|h| rules::handle("handle", h)).transpose()?;
         in_tx!(self, |tx| {
@@ -529,7 +529,7 @@ impl App {
     }
 
     pub async fn get_channel(&self, id: &str) -> Result<ChannelView> {
-        ChannelId::parse("id", id)?;
+        ChannelId::parse("id", id).map_err(|_| AppError::not_found("sales_channel", id))?;
         let mut conn = self.store.reader().await?;
         Ok(db::get_channel(&mut conn, id).await?.ok_or_else(|| AppError::not_found("sales_channel", id))?.into())
     }

@@ -44,7 +44,7 @@ impl App {
     }
 
     pub async fn get_event(&self, id: &str) -> Result<EventView> {
-        EventId::parse("id", id)?;
+        EventId::parse("id", id).map_err(|_| AppError::not_found("event", id))?;
         let mut conn = self.store.reader().await?;
         Ok(outbox::get(&mut conn, id).await?.ok_or_else(|| AppError::not_found("event", id))?.into())
     }

@@ -222,11 +222,16 @@ impl App {
             out.reason = reason.as_deref();
             out.transfer_id = Some(id.as_str());
             out.expected_on_hand = input.expected_on_hand;
-            let (from_level, _) = move_stock(&mut tx, sku.as_str(), &out, "quantity").await?;
             let mut inn = NewMovement::new(&item.id, &input.to_location_id, MovementKind::TransferIn, q, &actor.0);
             inn.reason = reason.as_deref();
             inn.transfer_id = Some(id.as_str());
-            let (to_level, _) = move_stock(&mut tx, sku.as_str(), &inn, "quantity").await?;
+            // Rows are always locked in (item, location) order, so opposite
+            // transfers cannot deadlock each other.
+            let out_first = input.from_location_id < input.to_location_id;
+            let (first, second) = if out_first { (&out, &inn) } else { (&inn, &out) };
+            let (l1, _) = move_stock(&mut tx, sku.as_str(), first, "quantity").await?;
+            let (l2, _) = move_stock(&mut tx, sku.as_str(), second, "quantity").await?;
+            let (from_level, to_level) = if out_first { (l1, l2) } else { (l2, l1) };
             Ok(TransferView {
                 id: id.to_string(),
                 object: "inventory_transfer",

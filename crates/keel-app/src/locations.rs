@@ -94,7 +94,7 @@ impl App {
     }
 
     pub async fn update_location(&self, actor: &Actor, id: &str, changes: LocationChanges) -> Result<LocationView> {
-        LocationId::parse("id", id)?;
+        LocationId::parse("id", id).map_err(|_| AppError::not_found("location", id))?;
         let name = changes.name.as_deref().map(|n| rules::text("name", n, 255)).transpose()?;
         let country = changes.country.as_deref().map(|c| rules::country("country", c)).transpose()?;
         let priority = changes.priority.map(check_priority).transpose()?;
@@ -126,7 +126,7 @@ impl App {
     }
 
     pub async fn get_location(&self, id: &str) -> Result<LocationView> {
-        LocationId::parse("id", id)?;
+        LocationId::parse("id", id).map_err(|_| AppError::not_found("location", id))?;
         let mut conn = self.store.reader().await?;
         Ok(db::get(&mut conn, id).await?.ok_or_else(|| AppError::not_found("location", id))?.into())
     }

@@ -134,7 +134,7 @@ impl App {
                 Some(l) => Some(usable(&mut tx, "location_id", l).await?.id),
                 None => None,
             };
-            let plan: Vec<(String, String, i64)> = match &fixed {
+            let mut plan: Vec<(String, String, i64)> = match &fixed {
                 Some(loc) => need.iter().map(|(item, n)| (item.clone(), loc.clone(), *n)).collect(),
                 None => {
                     let ids: Vec<&str> = need.keys().map(String::as_str).collect();
@@ -166,6 +166,8 @@ impl App {
                     }
                 }
             };
+            // Lock levels in (item, location) order, as every other writer does.
+            plan.sort();
             let id = ReservationId::generate();
             let now = now_micros();
             let mut allocations = Vec::with_capacity(plan.len());
@@ -213,7 +215,7 @@ impl App {
     }
 
     pub async fn release_reservation(&self, actor: &Actor, id: &str) -> Result<ReservationView> {
-        ReservationId::parse("id", id)?;
+        ReservationId::parse("id", id).map_err(|_| AppError::not_found("reservation", id))?;
         in_tx!(self, |tx| {
             let r = load(&mut tx, id).await?;
             if !matches!(r.status.as_str(), "active" | "committed") {
@@ -226,7 +228,7 @@ impl App {
     }
 
     pub async fn commit_reservation(&self, actor: &Actor, id: &str) -> Result<ReservationView> {
-        ReservationId::parse("id", id)?;
+        ReservationId::parse("id", id).map_err(|_| AppError::not_found("reservation", id))?;
         in_tx!(self, |tx| {
             let r = load(&mut tx, id).await?;
             let now = now_micros();
@@ -251,7 +253,7 @@ impl App {
     }
 
     pub async fn get_reservation(&self, id: &str) -> Result<ReservationView> {
-        ReservationId::parse("id", id)?;
+        ReservationId::parse("id", id).map_err(|_| AppError::not_found("reservation", id))?;
         let mut conn = self.store.reader().await?;
         Ok(ReservationView::from_row(load(&mut conn, id).await?))
     }

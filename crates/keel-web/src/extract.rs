@@ -82,7 +82,9 @@ fn describe_serde_error(message: &str, path: &str) -> (&'static str, Option<Stri
         })
     };
     if let Some(f) = quoted(message, "unknown field `") {
-        return ("unknown_field", Some(join(&f)));
+        // The path already ends at the unknown field.
+        let param = if path == f || path.ends_with(&format!(".{f}")) { path.to_owned() } else { join(&f) };
+        return ("unknown_field", Some(param));
     }
     if let Some(f) = quoted(message, "missing field `") {
         return ("missing_field", Some(join(&f)));

@@ -1,0 +1,104 @@
+use keel_testkit::{json, spawn_app};
+use reqwest::{Method, StatusCode};
+
+#[tokio::test]
+async fn requests_need_a_live_api_key() {
+    let t = spawn_app().await;
+    let r = t.http.get(t.url("/products")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "authentication_error");
+    let r = t.http.get(t.url("/products")).bearer_auth("keel_sk_nope").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // The OpenAPI document is public.
+    let r = t.http.get(t.url("/openapi.json")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let doc: serde_json::Value = r.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in ["/products", "/products/{id}", "/inventory/adjustments", "/reservations", "/events"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing from OpenAPI");
+    }
+}
+
+#[tokio::test]
+async fn idempotency_key_replays_once_and_refuses_reuse() {
+    let t = spawn_app().await;
+    let body = json!({"title": "Once", "variants": [{"sku": "ONCE-1"}]});
+    let a = t.send(Method::POST, "/products", Some(body.clone()), &[("Idempotency-Key", "k-1")]).await;
+    let b = t.send(Method::POST, "/products", Some(body.clone()), &[("Idempotency-Key", "k-1")]).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    assert_eq!(b.status, StatusCode::CREATED);
+    assert_eq!(a.body, b.body, "the stored response is replayed");
+    assert_eq!(b.headers["idempotent-replayed"], "true");
+    let list = t.get("/products").await;
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 1, "written once");
+
+    let other = json!({"title": "Other", "variants": [{"sku": "OTHER-1"}]});
+    let c = t.send(Method::POST, "/products", Some(other), &[("Idempotency-Key", "k-1")]).await;
+    assert_eq!((c.status, c.error_code()), (StatusCode::CONFLICT, "idempotency_key_reused"));
+
+    // Concurrent requests with one key: exactly one product is created.
+    let body = json!({"title": "Race", "variants": [{"sku": "RACE-1"}]});
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (http, url, key, body) = (t.http.clone(), t.url("/products"), t.key.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            http.post(url).bearer_auth(key).header("Idempotency-Key", "race").json(&body).send().await.unwrap().status()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    assert!(statuses.iter().all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT), "{statuses:?}");
+    let list = t.get("/products?limit=100").await;
+    let races = list.body["data"].as_array().unwrap().iter().filter(|p| p["title"] == "Race").count();
+    assert_eq!(races, 1);
+}
+
+#[tokio::test]
+async fn malformed_requests_get_the_documented_errors() {
+    let t = spawn_app().await;
+    let raw = |body: &'static str| {
+        t.http.post(t.url("/products")).bearer_auth(&t.key).header("content-type", "application/json").body(body).send()
+    };
+    let r = raw("{not json").await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let b: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(b["error"]["code"], "invalid_json");
+    assert_eq!(b["error"]["type"], "invalid_request_error");
+
+    let big = format!("{{\"title\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    let r = t.http.post(t.url("/products")).bearer_auth(&t.key).header("content-type", "application/json").body(big).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let b: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(b["error"]["code"], "body_too_large");
+
+    let r = t.http.post(t.url("/products")).bearer_auth(&t.key).header("content-type", "text/plain").body("hi").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    let r = t.get("/nope").await;
+    assert_eq!((r.status, r.error_code()), (StatusCode::NOT_FOUND, "resource_missing"));
+    let r = t.send(Method::DELETE, "/products", None, &[]).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    let r = t.get("/products?colour=red").await;
+    assert_eq!((r.status, r.error_param()), (StatusCode::UNPROCESSABLE_ENTITY, "colour"));
+    let r = t.get("/products?limit=abc").await;
+    assert_eq!((r.status, r.error_param()), (StatusCode::UNPROCESSABLE_ENTITY, "limit"));
+}
+
+#[tokio::test]
+async fn data_survives_a_restart() {
+    let t = spawn_app().await;
+    let loc = t.location("Main", 1).await;
+    t.product("Keep", &["KEEP-1"]).await;
+    t.receive("KEEP-1", &loc, 7).await;
+    t.app.store.close().await;
+    let again = t.db.open().await;
+    let page = again.list_products(None, None, None).await.unwrap();
+    assert_eq!(page.data.len(), 1);
+    let levels = again.inventory_levels("KEEP-1", None).await.unwrap();
+    assert_eq!(levels.data[0].on_hand, 7);
+    let report = again.check().await.unwrap();
+    assert!(report.problems.is_empty());
+}

@@ -1,0 +1,12 @@
+//! The API over real HTTP on an ephemeral port, against a fresh database per
+//! test: SQLite by default, PostgreSQL when `KEEL_TEST_DATABASE_URL` is set
+//! (`scripts/test` runs both).
+
+mod catalog;
+mod cli;
+mod concurrency;
+mod conventions;
+mod events;
+mod inventory;
+mod properties;
+mod reservations;
