@@ -429,7 +429,7 @@ struct GetTask {
 }
 
 async fn get(base: String, key: String, path: String, clients: usize, seconds: f64, warmup: f64, request_timeout: Duration) -> Result<Value, AnyError> {
-    if !(seconds > 0.0) || !(warmup >= 0.0) {
+    if seconds.is_nan() || seconds <= 0.0 || warmup.is_nan() || warmup < 0.0 {
         return Err("--seconds must be > 0 and --warmup >= 0".into());
     }
     let http = client(clients, request_timeout)?;
