@@ -12,6 +12,7 @@ use keel_domain::inventory::{quantity, MovementKind, Refusal};
 use keel_domain::time::parse_rfc3339;
 use keel_domain::Invalid;
 use keel_store::inventory::{self as db, Applied, Item, LevelRow, NewMovement};
+use keel_store::batch::Batch;
 use keel_store::{outbox, Conn};
 use serde::Deserialize;
 use serde_json::json;
@@ -88,39 +89,40 @@ pub(crate) fn refusal_error(r: Refusal, sku: &str, param: &str) -> AppError {
 
 /// Applies one movement and records its event; a refusal becomes a 409.
 pub(crate) async fn move_stock(conn: &mut Conn, sku: &str, m: &NewMovement<'_>, param: &str) -> Result<(LevelRow, MovementId)> {
-    match db::apply_movement(conn, m).await? {
+    let backend = keel_store::Backend::of(conn);
+    let event = |batch: &mut Batch, level: &LevelRow, movement_id: &MovementId, before: &keel_domain::inventory::Levels| {
+        let view = LevelView::new(sku, level);
+        outbox::push(
+            batch,
+            backend,
+            outbox::NewEvent {
+                kind: "inventory.level_changed",
+                aggregate_type: "inventory_level",
+                aggregate_id: &format!("{}:{}", level.inventory_item_id, level.location_id),
+                aggregate_seq: level.version,
+                payload: json!({
+                    "sku": sku,
+                    "inventory_item_id": level.inventory_item_id,
+                    "location_id": level.location_id,
+                    "movement": {
+                        "id": movement_id.as_str(),
+                        "kind": m.kind.as_str(),
+                        "quantity": m.quantity,
+                        "reason": m.reason,
+                        "actor": m.actor,
+                        "source": m.source,
+                        "reservation_id": m.reservation_id,
+                        "transfer_id": m.transfer_id,
+                    },
+                    "before": before,
+                    "level": view,
+                }),
+            },
+        );
+    };
+    match db::apply_movement(conn, m, event).await? {
         Applied::Refused { refusal, .. } => Err(refusal_error(refusal, sku, param)),
-        Applied::Done { level, movement_id, before } => {
-            let view = LevelView::new(sku, &level);
-            outbox::append(
-                conn,
-                outbox::NewEvent {
-                    kind: "inventory.level_changed",
-                    aggregate_type: "inventory_level",
-                    aggregate_id: &format!("{}:{}", level.inventory_item_id, level.location_id),
-                    aggregate_seq: level.version,
-                    payload: json!({
-                        "sku": sku,
-                        "inventory_item_id": level.inventory_item_id,
-                        "location_id": level.location_id,
-                        "movement": {
-                            "id": movement_id.as_str(),
-                            "kind": m.kind.as_str(),
-                            "quantity": m.quantity,
-                            "reason": m.reason,
-                            "actor": m.actor,
-                            "source": m.source,
-                            "reservation_id": m.reservation_id,
-                            "transfer_id": m.transfer_id,
-                        },
-                        "before": before,
-                        "level": view,
-                    }),
-                },
-            )
-            .await?;
-            Ok((level, movement_id))
-        }
+        Applied::Done { level, movement_id, .. } => Ok((level, movement_id)),
     }
 }
 
@@ -216,8 +218,16 @@ impl App {
             usable(&mut tx, "from_location_id", &input.from_location_id).await?;
             usable(&mut tx, "to_location_id", &input.to_location_id).await?;
             let id = TransferId::generate();
-            db::insert_transfer(&mut tx, id.as_str(), &item.id, &input.from_location_id, &input.to_location_id, q, reason.as_deref(), &actor.0)
-                .await?;
+            let row = db::TransferRow {
+                id: id.as_str(),
+                inventory_item_id: &item.id,
+                from_location_id: &input.from_location_id,
+                to_location_id: &input.to_location_id,
+                quantity: q,
+                reason: reason.as_deref(),
+                actor: &actor.0,
+            };
+            db::insert_transfer(&mut tx, &row).await?;
             let mut out = NewMovement::new(&item.id, &input.from_location_id, MovementKind::TransferOut, q, &actor.0);
             out.reason = reason.as_deref();
             out.transfer_id = Some(id.as_str());

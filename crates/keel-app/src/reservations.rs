@@ -12,7 +12,8 @@ use keel_domain::time::now_micros;
 use keel_domain::Invalid;
 use keel_store::inventory::{self as inv, Item, NewMovement};
 use keel_store::reservations::{self as db, Allocation, ReservationRow};
-use keel_store::{outbox, Conn};
+use keel_store::batch::Batch;
+use keel_store::{outbox, Backend, Conn};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -44,6 +45,13 @@ pub struct ReservationInput {
     pub ttl_seconds: Option<i64>,
     /// Free text such as a cart or order id.
     pub reference: Option<String>,
+}
+
+/// Units needed per inventory item, and each item with the request field
+/// that asked for it (for error messages).
+struct Demand {
+    need: BTreeMap<String, i64>,
+    items: BTreeMap<String, (Item, String)>,
 }
 
 struct CheckedLine {
@@ -78,18 +86,18 @@ fn check_lines(input: &ReservationInput) -> Result<Vec<CheckedLine>, Invalid> {
         .collect()
 }
 
+fn event<'a>(kind: &'a str, view: &'a ReservationView, actor: &Actor) -> outbox::NewEvent<'a> {
+    outbox::NewEvent {
+        kind,
+        aggregate_type: "reservation",
+        aggregate_id: &view.id,
+        aggregate_seq: view.version,
+        payload: json!({ "object": view, "actor": actor.0 }),
+    }
+}
+
 async fn emit(conn: &mut Conn, kind: &str, view: &ReservationView, actor: &Actor) -> Result<()> {
-    outbox::append(
-        conn,
-        outbox::NewEvent {
-            kind,
-            aggregate_type: "reservation",
-            aggregate_id: &view.id,
-            aggregate_seq: view.version,
-            payload: json!({ "object": view, "actor": actor.0 }),
-        },
-    )
-    .await?;
+    outbox::append(conn, event(kind, view, actor)).await?;
     Ok(())
 }
 
@@ -112,106 +120,122 @@ impl App {
         let reference = optional_text("reference", input.reference.as_deref(), 255)?;
         let line_views: Vec<LineView> =
             lines.iter().map(|l| LineView { sku: l.sku.to_string(), quantity: l.quantity }).collect();
-        in_tx!(self, |tx| {
-            // What every line consumes, per inventory item.
-            let mut per_line = Vec::with_capacity(lines.len());
-            let mut items: BTreeMap<String, (Item, String)> = BTreeMap::new();
-            for l in &lines {
-                let (archived, units) = inv::stock_units(&mut tx, l.sku.as_str())
-                    .await?
-                    .ok_or_else(|| AppError::not_found_at("variant", l.sku.as_str(), &l.field))?;
-                if archived {
-                    return Err(AppError::conflict("variant_archived", format!("{} is archived", l.sku), Some(&l.field)));
-                }
-                let comps: Vec<(String, i64)> = units.iter().map(|(item, q)| (item.id.clone(), *q)).collect();
-                for (item, _) in units {
-                    items.entry(item.id.clone()).or_insert((item, l.field.clone()));
-                }
-                per_line.push((comps, l.quantity));
+        // Reads happen outside the write transaction so the writer (the only
+        // one, on SQLite) and the hot level rows (on PostgreSQL) are held as
+        // briefly as possible. The conditional updates re-check everything.
+        let demand = self.resolve_demand(&lines).await?;
+        let fixed = match &input.location_id {
+            Some(l) => {
+                let mut conn = self.store.reader().await?;
+                Some(usable(&mut conn, "location_id", l).await?.id)
             }
-            let need = demand(&per_line).ok_or_else(|| Invalid::new("lines", "invalid_quantity", "total quantity too large"))?;
-            let fixed = match &input.location_id {
-                Some(l) => Some(usable(&mut tx, "location_id", l).await?.id),
-                None => None,
+            None => None,
+        };
+        let mut attempt = 0;
+        loop {
+            let plan = match &fixed {
+                Some(loc) => demand.need.iter().map(|(item, n)| (item.clone(), loc.clone(), *n)).collect(),
+                None => self.plan(&demand).await?,
             };
-            let mut plan: Vec<(String, String, i64)> = match &fixed {
-                Some(loc) => need.iter().map(|(item, n)| (item.clone(), loc.clone(), *n)).collect(),
-                None => {
-                    let ids: Vec<&str> = need.keys().map(String::as_str).collect();
-                    let mut by_loc: Vec<(String, BTreeMap<String, i64>)> = Vec::new();
-                    for l in inv::levels_for_allocation(&mut tx, &ids).await? {
-                        match by_loc.iter_mut().find(|(loc, _)| *loc == l.location_id) {
-                            Some((_, m)) => {
-                                m.insert(l.inventory_item_id.clone(), l.levels.available());
-                            }
-                            None => by_loc.push((l.location_id.clone(), BTreeMap::from([(l.inventory_item_id.clone(), l.levels.available())]))),
-                        }
-                    }
-                    match plan_allocation(&need, &by_loc) {
-                        Some(p) => p,
-                        None => {
-                            let short = need
-                                .iter()
-                                .find(|(item, n)| by_loc.iter().map(|(_, m)| m.get(*item).copied().unwrap_or(0).max(0)).sum::<i64>() < **n)
-                                .map(|(item, n)| (item.clone(), *n));
-                            let (item, n) = short.unwrap_or_else(|| need.iter().next().map(|(i, n)| (i.clone(), *n)).unwrap_or_default());
-                            let total: i64 = by_loc.iter().map(|(_, m)| m.get(&item).copied().unwrap_or(0).max(0)).sum();
-                            let (it, field) = &items[&item];
-                            return Err(AppError::conflict(
-                                "insufficient_stock",
-                                format!("insufficient stock for {}: {n} needed, {total} available", it.sku),
-                                Some(field),
-                            ));
-                        }
-                    }
+            let outcome = in_tx!(self, |tx| {
+                let id = ReservationId::generate();
+                let now = now_micros();
+                let allocations = plan
+                    .iter()
+                    .map(|(item_id, loc, n)| Allocation {
+                        inventory_item_id: item_id.clone(),
+                        sku: demand.items[item_id].0.sku.clone(),
+                        location_id: loc.clone(),
+                        quantity: *n,
+                    })
+                    .collect();
+                let row = ReservationRow {
+                    id: id.to_string(),
+                    status: "active".into(),
+                    lines: serde_json::to_string(&line_views).unwrap_or_else(|_| "[]".into()),
+                    location_id: fixed.clone(),
+                    reference: reference.clone(),
+                    expires_at: ttl.map(|t| now + t * 1_000_000),
+                    version: 1,
+                    created_at: now,
+                    updated_at: now,
+                    allocations,
+                };
+                // The reservation first, the contended level rows last: a
+                // row lock is then held only for its own update and commit.
+                let view = ReservationView::from_row(row.clone());
+                let mut batch = Batch::new();
+                db::push_insert(&mut batch, &row);
+                outbox::push(&mut batch, Backend::of(&tx), event("reservation.created", &view, actor));
+                batch.run(&mut tx).await?;
+                for (item_id, loc, n) in &plan {
+                    let (item, field) = &demand.items[item_id];
+                    let mut m = NewMovement::new(item_id, loc, MovementKind::Reserve, *n, &actor.0);
+                    m.reservation_id = Some(id.as_str());
+                    m.reason = reference.as_deref();
+                    move_stock(&mut tx, &item.sku, &m, field).await?;
                 }
-            };
+                Ok(view)
+            });
+            match outcome {
+                // Without a fixed location the plan came from a read that a
+                // concurrent writer may have outdated: plan again.
+                Err(AppError::Conflict { code: "insufficient_stock", .. }) if fixed.is_none() && attempt < 5 => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// What the lines consume, summed per inventory item.
+    async fn resolve_demand(&self, lines: &[CheckedLine]) -> Result<Demand> {
+        let mut conn = self.store.reader().await?;
+        let mut per_line = Vec::with_capacity(lines.len());
+        let mut items: BTreeMap<String, (Item, String)> = BTreeMap::new();
+        for l in lines {
+            let (archived, units) = inv::stock_units(&mut conn, l.sku.as_str())
+                .await?
+                .ok_or_else(|| AppError::not_found_at("variant", l.sku.as_str(), &l.field))?;
+            if archived {
+                return Err(AppError::conflict("variant_archived", format!("{} is archived", l.sku), Some(&l.field)));
+            }
+            let comps: Vec<(String, i64)> = units.iter().map(|(item, q)| (item.id.clone(), *q)).collect();
+            for (item, _) in units {
+                items.entry(item.id.clone()).or_insert((item, l.field.clone()));
+            }
+            per_line.push((comps, l.quantity));
+        }
+        let need = demand(&per_line).ok_or_else(|| Invalid::new("lines", "invalid_quantity", "total quantity too large"))?;
+        Ok(Demand { need, items })
+    }
+
+    /// Where to take the demand from, by current availability; a clean
+    /// `insufficient_stock` when the locations together cannot cover it.
+    async fn plan(&self, d: &Demand) -> Result<Vec<(String, String, i64)>> {
+        let mut conn = self.store.reader().await?;
+        let ids: Vec<&str> = d.need.keys().map(String::as_str).collect();
+        let mut by_loc: Vec<(String, BTreeMap<String, i64>)> = Vec::new();
+        for l in inv::levels_for_allocation(&mut conn, &ids).await? {
+            let avail = l.levels.available();
+            match by_loc.iter_mut().find(|(loc, _)| *loc == l.location_id) {
+                Some((_, m)) => {
+                    m.insert(l.inventory_item_id.clone(), avail);
+                }
+                None => by_loc.push((l.location_id.clone(), BTreeMap::from([(l.inventory_item_id.clone(), avail)]))),
+            }
+        }
+        if let Some(mut plan) = plan_allocation(&d.need, &by_loc) {
             // Lock levels in (item, location) order, as every other writer does.
             plan.sort();
-            let id = ReservationId::generate();
-            let now = now_micros();
-            let mut allocations = Vec::with_capacity(plan.len());
-            for (item_id, loc, n) in &plan {
-                let (item, field) = &items[item_id];
-                let mut m = NewMovement::new(item_id, loc, MovementKind::Reserve, *n, &actor.0);
-                m.reservation_id = Some(id.as_str());
-                m.reason = reference.as_deref();
-                match move_stock(&mut tx, &item.sku, &m, field).await {
-                    Ok(_) => {}
-                    // Without a fixed location the plan came from a read that
-                    // a concurrent commit may have outdated: re-plan.
-                    Err(AppError::Conflict { code: "insufficient_stock", .. }) if fixed.is_none() => {
-                        return Err(AppError::Contended)
-                    }
-                    Err(e) => return Err(e),
-                }
-                allocations.push(Allocation { inventory_item_id: item_id.clone(), sku: item.sku.clone(), location_id: loc.clone(), quantity: *n });
-            }
-            let row = ReservationRow {
-                id: id.to_string(),
-                status: "active".into(),
-                lines: serde_json::to_string(&line_views).unwrap_or_else(|_| "[]".into()),
-                location_id: fixed.clone(),
-                reference: reference.clone(),
-                expires_at: ttl.map(|t| now + t * 1_000_000),
-                version: 1,
-                created_at: now,
-                updated_at: now,
-                allocations,
-            };
-            db::insert(&mut tx, &row).await?;
-            let view = ReservationView::from_row(row);
-            emit(&mut tx, "reservation.created", &view, actor).await?;
-            Ok(view)
-        })
-        .map_err(|e| match e {
-            AppError::Contended => AppError::conflict(
-                "insufficient_stock",
-                "insufficient stock: the units were taken concurrently",
-                Some(if input.lines.is_some() { "lines" } else { "sku" }),
-            ),
-            e => e,
-        })
+            return Ok(plan);
+        }
+        let total = |item: &String| by_loc.iter().map(|(_, m)| m.get(item).copied().unwrap_or(0).max(0)).sum::<i64>();
+        let (item, n) = d.need.iter().find(|(item, n)| total(item) < **n).unwrap_or_else(|| d.need.iter().next().expect("non-empty demand"));
+        let (it, field) = &d.items[item];
+        Err(AppError::conflict(
+            "insufficient_stock",
+            format!("insufficient stock for {}: {n} needed, {} available", it.sku, total(item)),
+            Some(field),
+        ))
     }
 
     pub async fn release_reservation(&self, actor: &Actor, id: &str) -> Result<ReservationView> {

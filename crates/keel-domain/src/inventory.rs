@@ -185,12 +185,11 @@ pub fn check_apply(
     if !next.is_consistent() {
         let bucket = first_broken_bucket(&next);
         // Taking more than is physically there reads better as "insufficient".
-        if bucket == "on_hand" || bucket == "reserved_exceeds_on_hand" {
-            if delta.on_hand < 0 || delta.reserved > 0 || delta.damaged > 0 || delta.quality_control > 0 {
-                let free = current.on_hand - current.reserved - current.damaged - current.quality_control;
-                let requested = -(delta.on_hand - delta.reserved - delta.damaged - delta.quality_control);
-                return Err(Refusal::InsufficientStock { available: free.max(0), requested });
-            }
+        let takes_units = delta.on_hand < 0 || delta.reserved > 0 || delta.damaged > 0 || delta.quality_control > 0;
+        if (bucket == "on_hand" || bucket == "reserved_exceeds_on_hand") && takes_units {
+            let free = current.on_hand - current.reserved - current.damaged - current.quality_control;
+            let requested = -(delta.on_hand - delta.reserved - delta.damaged - delta.quality_control);
+            return Err(Refusal::InsufficientStock { available: free.max(0), requested });
         }
         return Err(Refusal::Inconsistent { bucket });
     }

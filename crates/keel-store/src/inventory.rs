@@ -4,6 +4,7 @@
 //! `UPDATE` that re-states `keel_domain::inventory::check_apply` in SQL, so
 //! the database arbitrates concurrent writers, followed by the ledger row.
 
+use crate::batch::Batch;
 use crate::{Result, StoreError};
 use keel_domain::catalog::Sku;
 use keel_domain::ids::{InventoryItemId, MovementId};
@@ -178,8 +179,13 @@ const UPDATE_LEVEL: &str = "UPDATE inventory_levels SET \
     RETURNING on_hand, reserved, safety_stock, incoming, damaged, quality_control, version";
 
 /// Applies one movement if the rules allow it: one conditional UPDATE, then
-/// the ledger row. A refusal changes nothing.
-pub async fn apply_movement(conn: &mut AnyConnection, m: &NewMovement<'_>) -> Result<Applied> {
+/// the ledger row plus whatever `then` queues (the caller's event) in one more
+/// round trip. A refusal changes nothing.
+pub async fn apply_movement(
+    conn: &mut AnyConnection,
+    m: &NewMovement<'_>,
+    then: impl FnOnce(&mut Batch, &LevelRow, &MovementId, &Levels),
+) -> Result<Applied> {
     let delta = m.kind.delta(m.quantity);
     let requires_available = i64::from(m.kind.requires_available());
     let needed = -delta.available();
@@ -221,7 +227,6 @@ pub async fn apply_movement(conn: &mut AnyConnection, m: &NewMovement<'_>) -> Re
                 damaged: after.damaged - delta.damaged,
                 quality_control: after.quality_control - delta.quality_control,
             };
-            let movement_id = insert_movement(conn, m, &delta, now).await?;
             let level = LevelRow {
                 inventory_item_id: m.inventory_item_id.to_owned(),
                 location_id: m.location_id.to_owned(),
@@ -229,6 +234,10 @@ pub async fn apply_movement(conn: &mut AnyConnection, m: &NewMovement<'_>) -> Re
                 version,
                 updated_at: now,
             };
+            let mut batch = Batch::new();
+            let movement_id = push_movement(&mut batch, m, &delta, now);
+            then(&mut batch, &level, &movement_id, &before);
+            batch.run(conn).await?;
             return Ok(Applied::Done { level, movement_id, before });
         }
         match get_level(conn, m.inventory_item_id, m.location_id).await? {
@@ -260,37 +269,37 @@ pub async fn apply_movement(conn: &mut AnyConnection, m: &NewMovement<'_>) -> Re
     })
 }
 
-async fn insert_movement(conn: &mut AnyConnection, m: &NewMovement<'_>, d: &Delta, now: i64) -> Result<MovementId> {
+fn push_movement(batch: &mut Batch, m: &NewMovement<'_>, d: &Delta, now: i64) -> MovementId {
     let id = MovementId::generate();
-    sqlx::query(
+    batch.push(
         "INSERT INTO inventory_movements (id, inventory_item_id, location_id, kind, quantity, d_on_hand, d_reserved, \
          d_safety_stock, d_incoming, d_damaged, d_quality_control, reason, actor, source, batch_id, idempotency_key, \
          reservation_id, transfer_id, occurred_at, recorded_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-    )
-    .bind(id.as_str())
-    .bind(m.inventory_item_id)
-    .bind(m.location_id)
-    .bind(m.kind.as_str())
-    .bind(m.quantity)
-    .bind(d.on_hand)
-    .bind(d.reserved)
-    .bind(d.safety_stock)
-    .bind(d.incoming)
-    .bind(d.damaged)
-    .bind(d.quality_control)
-    .bind(m.reason)
-    .bind(m.actor)
-    .bind(m.source)
-    .bind(m.batch_id)
-    .bind(m.idempotency_key)
-    .bind(m.reservation_id)
-    .bind(m.transfer_id)
-    .bind(m.occurred_at.unwrap_or(now))
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(id)
+        vec![
+            id.as_str().into(),
+            m.inventory_item_id.into(),
+            m.location_id.into(),
+            m.kind.as_str().into(),
+            m.quantity.into(),
+            d.on_hand.into(),
+            d.reserved.into(),
+            d.safety_stock.into(),
+            d.incoming.into(),
+            d.damaged.into(),
+            d.quality_control.into(),
+            m.reason.into(),
+            m.actor.into(),
+            m.source.into(),
+            m.batch_id.into(),
+            m.idempotency_key.into(),
+            m.reservation_id.into(),
+            m.transfer_id.into(),
+            m.occurred_at.unwrap_or(now).into(),
+            now.into(),
+        ],
+    );
+    id
 }
 
 const MOVEMENT_COLUMNS: &str = "id, seq, inventory_item_id, location_id, kind, quantity, d_on_hand, d_reserved, \
@@ -384,77 +393,31 @@ pub async fn ledger_fold(conn: &mut AnyConnection) -> Result<Vec<(String, String
         .collect()
 }
 
-pub async fn insert_transfer(
-    conn: &mut AnyConnection,
-    id: &str,
-    item: &str,
-    from: &str,
-    to: &str,
-    quantity: i64,
-    reason: Option<&str>,
-    actor: &str,
-) -> Result<()> {
+#[derive(Debug, Clone)]
+pub struct TransferRow<'a> {
+    pub id: &'a str,
+    pub inventory_item_id: &'a str,
+    pub from_location_id: &'a str,
+    pub to_location_id: &'a str,
+    pub quantity: i64,
+    pub reason: Option<&'a str>,
+    pub actor: &'a str,
+}
+
+pub async fn insert_transfer(conn: &mut AnyConnection, t: &TransferRow<'_>) -> Result<()> {
     sqlx::query(
         "INSERT INTO transfers (id, inventory_item_id, from_location_id, to_location_id, quantity, reason, actor, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(id)
-    .bind(item)
-    .bind(from)
-    .bind(to)
-    .bind(quantity)
-    .bind(reason)
-    .bind(actor)
+    .bind(t.id)
+    .bind(t.inventory_item_id)
+    .bind(t.from_location_id)
+    .bind(t.to_location_id)
+    .bind(t.quantity)
+    .bind(t.reason)
+    .bind(t.actor)
     .bind(now_micros())
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// Levels of these items at active locations, in allocation order
-/// (location priority, then location id).
-pub async fn levels_for_allocation(conn: &mut AnyConnection, items: &[&str]) -> Result<Vec<LevelRow>> {
-    if items.is_empty() {
-        return Ok(Vec::new());
-    }
-    let cols = LEVEL_COLUMNS.split(", ").map(|c| format!("l.{c}")).collect::<Vec<_>>().join(", ");
-    let marks = (1..=items.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-    let sql = format!(
-        "SELECT {cols} FROM inventory_levels l JOIN locations loc ON loc.id = l.location_id \
-         WHERE loc.archived_at IS NULL AND l.inventory_item_id IN ({marks}) ORDER BY loc.priority, loc.id"
-    );
-    let mut q = sqlx::query(&sql);
-    for i in items {
-        q = q.bind(*i);
-    }
-    let rows = q.fetch_all(conn).await?;
-    rows.iter().map(level_from_row).collect()
-}
-
-/// What one unit of `sku` consumes: a variant's components, or the inventory
-/// item with that SKU itself. `None` when the SKU is unknown; the flag says
-/// whether the variant is archived.
-pub async fn stock_units(conn: &mut AnyConnection, sku: &str) -> Result<Option<(bool, Vec<(Item, i64)>)>> {
-    let rows = sqlx::query(
-        "SELECT v.archived_at, c.inventory_item_id, i.sku, i.created_at, c.quantity FROM variants v \
-         JOIN variant_components c ON c.variant_id = v.id JOIN inventory_items i ON i.id = c.inventory_item_id \
-         WHERE v.sku = $1",
-    )
-    .bind(sku)
-    .fetch_all(&mut *conn)
-    .await?;
-    if rows.is_empty() {
-        return Ok(item_by_sku(conn, sku).await?.map(|item| (false, vec![(item, 1)])));
-    }
-    let archived = rows[0].try_get::<Option<i64>, _>("archived_at")?.is_some();
-    let units = rows
-        .iter()
-        .map(|r| {
-            Ok((
-                Item { id: r.try_get("inventory_item_id")?, sku: r.try_get("sku")?, created_at: r.try_get("created_at")? },
-                r.try_get("quantity")?,
-            ))
-        })
-        .collect::<Result<_>>()?;
-    Ok(Some((archived, units)))
 }

@@ -4,6 +4,7 @@
 //! keyed on [`Backend`].
 
 pub mod apikeys;
+pub mod batch;
 pub mod catalog;
 pub mod check;
 pub mod error;

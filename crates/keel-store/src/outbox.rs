@@ -7,6 +7,7 @@
 //! oldest one still running (`pg_snapshot_xmin`), so a cursor never skips an
 //! event that commits late. On SQLite the single writer commits in order.
 
+use crate::batch::Batch;
 use crate::{Backend, Result};
 use keel_domain::ids::EventId;
 use keel_domain::time::now_micros;
@@ -44,26 +45,35 @@ pub struct Cursor {
 }
 
 pub async fn append(conn: &mut AnyConnection, e: NewEvent<'_>) -> Result<EventId> {
+    let mut batch = Batch::new();
+    let id = push(&mut batch, Backend::of(conn), e);
+    batch.run(conn).await?;
+    Ok(id)
+}
+
+/// Queues the event's insert in `batch`, to be sent with other writes.
+pub fn push(batch: &mut Batch, backend: Backend, e: NewEvent<'_>) -> EventId {
     let id = EventId::generate();
-    let tx_order = match Backend::of(conn) {
+    let tx_order = match backend {
         Backend::Postgres => "pg_current_xact_id()::text::bigint",
         Backend::Sqlite => "0",
     };
-    let sql = format!(
-        "INSERT INTO events (id, tx_order, type, aggregate_type, aggregate_id, aggregate_seq, occurred_at, payload) \
-         VALUES ($1, {tx_order}, $2, $3, $4, $5, $6, $7)"
+    batch.push(
+        format!(
+            "INSERT INTO events (id, tx_order, type, aggregate_type, aggregate_id, aggregate_seq, occurred_at, payload) \
+             VALUES ($1, {tx_order}, $2, $3, $4, $5, $6, $7)"
+        ),
+        vec![
+            id.as_str().into(),
+            e.kind.into(),
+            e.aggregate_type.into(),
+            e.aggregate_id.into(),
+            e.aggregate_seq.into(),
+            now_micros().into(),
+            e.payload.to_string().into(),
+        ],
     );
-    sqlx::query(&sql)
-        .bind(id.as_str())
-        .bind(e.kind)
-        .bind(e.aggregate_type)
-        .bind(e.aggregate_id)
-        .bind(e.aggregate_seq)
-        .bind(now_micros())
-        .bind(e.payload.to_string())
-        .execute(conn)
-        .await?;
-    Ok(id)
+    id
 }
 
 /// Which events a reader wants: exact types, or a family such as `product.*`.

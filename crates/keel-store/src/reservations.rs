@@ -1,5 +1,6 @@
 //! Reservations and where their units are held.
 
+use crate::batch::Batch;
 use crate::{Backend, Result};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -44,32 +45,29 @@ fn from_row(r: &AnyRow) -> Result<ReservationRow> {
     })
 }
 
-pub async fn insert(conn: &mut AnyConnection, r: &ReservationRow) -> Result<()> {
-    sqlx::query(&format!("INSERT INTO reservations ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
-        .bind(&r.id)
-        .bind(&r.status)
-        .bind(&r.lines)
-        .bind(&r.location_id)
-        .bind(&r.reference)
-        .bind(r.expires_at)
-        .bind(r.version)
-        .bind(r.created_at)
-        .bind(r.updated_at)
-        .execute(&mut *conn)
-        .await?;
+/// Queues the reservation and its allocations in `batch`.
+pub fn push_insert(batch: &mut Batch, r: &ReservationRow) {
+    batch.push(
+        format!("INSERT INTO reservations ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
+        vec![
+            (&r.id).into(),
+            (&r.status).into(),
+            (&r.lines).into(),
+            (&r.location_id).into(),
+            (&r.reference).into(),
+            r.expires_at.into(),
+            r.version.into(),
+            r.created_at.into(),
+            r.updated_at.into(),
+        ],
+    );
     for a in &r.allocations {
-        sqlx::query(
+        batch.push(
             "INSERT INTO reservation_allocations (reservation_id, inventory_item_id, location_id, quantity) \
              VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&r.id)
-        .bind(&a.inventory_item_id)
-        .bind(&a.location_id)
-        .bind(a.quantity)
-        .execute(&mut *conn)
-        .await?;
+            vec![(&r.id).into(), (&a.inventory_item_id).into(), (&a.location_id).into(), a.quantity.into()],
+        );
     }
-    Ok(())
 }
 
 pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<ReservationRow>> {

@@ -75,7 +75,18 @@ async fn malformed_requests_get_the_documented_errors() {
     assert_eq!(b["error"]["code"], "body_too_large");
 
     let r = t.http.post(t.url("/products")).bearer_auth(&t.key).header("content-type", "text/plain").body("hi").send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // `curl -d` sends form-urlencoded; a JSON body is still read as JSON.
+    let r = t
+        .http
+        .post(t.url("/locations"))
+        .bearer_auth(&t.key)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(r#"{"name":"Curl","kind":"store","country":"US"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
 
     let r = t.get("/nope").await;
     assert_eq!((r.status, r.error_code()), (StatusCode::NOT_FOUND, "resource_missing"));

@@ -65,7 +65,9 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut on_hand: BTreeMap<(usize, usize), i64> = BTreeMap::new();
     let mut reserved: BTreeMap<(usize, usize), i64> = BTreeMap::new();
     let mut damaged: BTreeMap<(usize, usize), i64> = BTreeMap::new();
-    let mut holds: Vec<(String, Vec<(usize, usize, i64)>, bool)> = Vec::new();
+    // (reservation id, allocations as (item, location, units), still holding)
+    type Hold = (String, Vec<(usize, usize, i64)>, bool);
+    let mut holds: Vec<Hold> = Vec::new();
     let loc_ix = |id: &str| locs.iter().position(|l| l == id).unwrap();
     let item_ix = |sku: &str| ITEMS.iter().position(|s| *s == sku).unwrap();
 
