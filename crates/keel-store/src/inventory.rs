@@ -421,3 +421,50 @@ pub async fn insert_transfer(conn: &mut AnyConnection, t: &TransferRow<'_>) -> R
     .await?;
     Ok(())
 }
+/// Levels of these items at active locations, in allocation order
+/// (location priority, then location id).
+pub async fn levels_for_allocation(conn: &mut AnyConnection, items: &[&str]) -> Result<Vec<LevelRow>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cols = LEVEL_COLUMNS.split(", ").map(|c| format!("l.{c}")).collect::<Vec<_>>().join(", ");
+    let marks = (1..=items.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT {cols} FROM inventory_levels l JOIN locations loc ON loc.id = l.location_id \
+         WHERE loc.archived_at IS NULL AND l.inventory_item_id IN ({marks}) ORDER BY loc.priority, loc.id"
+    );
+    let mut q = sqlx::query(&sql);
+    for i in items {
+        q = q.bind(*i);
+    }
+    let rows = q.fetch_all(conn).await?;
+    rows.iter().map(level_from_row).collect()
+}
+
+/// What one unit of `sku` consumes: a variant's components, or the inventory
+/// item with that SKU itself. `None` when the SKU is unknown; the flag says
+/// whether the variant is archived.
+pub async fn stock_units(conn: &mut AnyConnection, sku: &str) -> Result<Option<(bool, Vec<(Item, i64)>)>> {
+    let rows = sqlx::query(
+        "SELECT v.archived_at, c.inventory_item_id, i.sku, i.created_at, c.quantity FROM variants v \
+         JOIN variant_components c ON c.variant_id = v.id JOIN inventory_items i ON i.id = c.inventory_item_id \
+         WHERE v.sku = $1",
+    )
+    .bind(sku)
+    .fetch_all(&mut *conn)
+    .await?;
+    if rows.is_empty() {
+        return Ok(item_by_sku(conn, sku).await?.map(|item| (false, vec![(item, 1)])));
+    }
+    let archived = rows[0].try_get::<Option<i64>, _>("archived_at")?.is_some();
+    let units = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                Item { id: r.try_get("inventory_item_id")?, sku: r.try_get("sku")?, created_at: r.try_get("created_at")? },
+                r.try_get("quantity")?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Some((archived, units)))
+}
