@@ -5,6 +5,7 @@
 
 pub mod apikeys;
 pub mod catalog;
+pub mod customers;
 pub mod demo;
 pub mod error;
 pub mod events;
@@ -12,6 +13,7 @@ pub mod idempotency;
 pub mod inventory;
 pub mod locations;
 pub mod reservations;
+pub mod secrets;
 pub mod views;
 pub mod workers;
 
@@ -35,11 +37,12 @@ impl Actor {
 #[derive(Clone)]
 pub struct App {
     pub store: Store,
+    pub secrets: secrets::Secrets,
 }
 
 impl App {
-    pub fn new(store: Store) -> App {
-        App { store }
+    pub fn new(store: Store, secrets: secrets::Secrets) -> App {
+        App { store, secrets }
     }
 
     pub async fn check(&self) -> Result<keel_store::check::Report> {

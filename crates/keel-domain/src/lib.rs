@@ -8,6 +8,8 @@ pub mod error;
 pub mod ids;
 pub mod inventory;
 pub mod money;
+pub mod orders;
+pub mod pricing;
 pub mod time;
 
 pub use error::Invalid;

@@ -7,6 +7,7 @@ pub mod apikeys;
 pub mod batch;
 pub mod catalog;
 pub mod check;
+pub mod customers;
 pub mod error;
 pub mod idempotency;
 pub mod inventory;

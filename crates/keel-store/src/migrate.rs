@@ -11,12 +11,26 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "foundation",
-    sqlite: include_str!("../migrations/sqlite/0001_foundation.sql"),
-    postgres: include_str!("../migrations/postgres/0001_foundation.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "foundation",
+        sqlite: include_str!("../migrations/sqlite/0001_foundation.sql"),
+        postgres: include_str!("../migrations/postgres/0001_foundation.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "customers",
+        sqlite: include_str!("../migrations/sqlite/0002_customers.sql"),
+        postgres: include_str!("../migrations/postgres/0002_customers.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "checkout",
+        sqlite: include_str!("../migrations/sqlite/0003_checkout.sql"),
+        postgres: include_str!("../migrations/postgres/0003_checkout.sql"),
+    },
+];
 
 /// FNV-1a: a stable fingerprint, not a security measure.
 fn checksum(sql: &str) -> String {

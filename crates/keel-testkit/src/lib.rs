@@ -52,7 +52,7 @@ impl TestDb {
         let sizes = PoolSizes { postgres: 16, sqlite_readers: 4 };
         let store = Store::open(&self.location, sizes).await.expect("open store");
         store.migrate().await.expect("migrate");
-        App::new(store)
+        App::new(store, keel_app::secrets::Secrets::from_master(*b"keel-testkit-fixed-master-key-32"))
     }
 
     /// The `--data-dir` / `KEEL_DATABASE_URL` pair for running the binary

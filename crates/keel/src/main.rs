@@ -92,7 +92,9 @@ async fn open(cli: &Cli) -> Result<App, AnyError> {
     if !applied.is_empty() {
         tracing::info!(?applied, database = %location.describe(), "migrations applied");
     }
-    Ok(App::new(store))
+    let key = std::env::var("KEEL_SECRET_KEY").ok();
+    let secrets = keel_app::secrets::Secrets::load(key.as_deref(), &cli.data_dir)?;
+    Ok(App::new(store, secrets))
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, AnyError> {

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`, one module per resource.
 
 pub mod channels;
+pub mod customers;
 pub mod events;
 pub mod inventory;
 pub mod locations;
@@ -23,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .merge(inventory::router())
         .merge(reservations::router())
         .merge(events::router())
+        .merge(customers::router())
 }
 
 /// Cursor pagination shared by every list.

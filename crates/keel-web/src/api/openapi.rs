@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 description of `/api/v1`, generated from the handlers.
 
-use super::{channels, events, inventory, locations, products, reservations};
+use super::{channels, customers, events, inventory, locations, products, reservations};
 use crate::error::{ErrorBody, ErrorEnvelope};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -40,6 +40,14 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The whole document: the core paths above plus each later module's own
+/// `Doc`, so modules add their paths without editing one shared list.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(customers::Doc::openapi());
+    doc
+}
+
 pub async fn serve() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+    Json(document())
 }

@@ -1,0 +1,1 @@
+-- Customers and addresses (personal data encrypted at rest). Kept in lockstep with the other backend.

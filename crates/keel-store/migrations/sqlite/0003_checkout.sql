@@ -1,0 +1,1 @@
+-- Carts, shipping methods, tax rates, checkouts, payments, orders. Kept in lockstep with the other backend.

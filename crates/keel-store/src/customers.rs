@@ -1,0 +1,1 @@
+//! Customers and their addresses; personal fields are stored encrypted.
