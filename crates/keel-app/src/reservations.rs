@@ -107,7 +107,26 @@ async fn load(conn: &mut Conn, id: &str) -> Result<ReservationRow> {
 
 impl App {
     pub async fn reserve(&self, actor: &Actor, input: ReservationInput) -> Result<ReservationView> {
-        let lines = check_lines(&input)?;
+        let request = self.prepare_reservation(&input).await?;
+        let mut attempt = 0;
+        loop {
+            let plan = self.plan_reservation(&request).await?;
+            let outcome = in_tx!(self, |tx| write_reservation(&mut tx, &request, &plan, actor).await);
+            match outcome {
+                // Without a fixed location the plan came from a read that a
+                // concurrent writer may have outdated: plan again.
+                Err(e) if request.replannable(&e) && attempt < 5 => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// Validates a reservation and resolves what it consumes. Reads happen
+    /// outside the write transaction so the writer (the only one, on SQLite)
+    /// and hot level rows (on PostgreSQL) are held as briefly as possible; the
+    /// conditional updates in [`write_reservation`] re-check everything.
+    pub(crate) async fn prepare_reservation(&self, input: &ReservationInput) -> Result<ReservationRequest> {
+        let lines = check_lines(input)?;
         if let Some(l) = &input.location_id {
             LocationId::parse("location_id", l)?;
         }
@@ -118,11 +137,7 @@ impl App {
             t => t,
         };
         let reference = optional_text("reference", input.reference.as_deref(), 255)?;
-        let line_views: Vec<LineView> =
-            lines.iter().map(|l| LineView { sku: l.sku.to_string(), quantity: l.quantity }).collect();
-        // Reads happen outside the write transaction so the writer (the only
-        // one, on SQLite) and the hot level rows (on PostgreSQL) are held as
-        // briefly as possible. The conditional updates re-check everything.
+        let line_views = lines.iter().map(|l| LineView { sku: l.sku.to_string(), quantity: l.quantity }).collect();
         let demand = self.resolve_demand(&lines).await?;
         let fixed = match &input.location_id {
             Some(l) => {
@@ -131,58 +146,14 @@ impl App {
             }
             None => None,
         };
-        let mut attempt = 0;
-        loop {
-            let plan = match &fixed {
-                Some(loc) => demand.need.iter().map(|(item, n)| (item.clone(), loc.clone(), *n)).collect(),
-                None => self.plan(&demand).await?,
-            };
-            let outcome = in_tx!(self, |tx| {
-                let id = ReservationId::generate();
-                let now = now_micros();
-                let allocations = plan
-                    .iter()
-                    .map(|(item_id, loc, n)| Allocation {
-                        inventory_item_id: item_id.clone(),
-                        sku: demand.items[item_id].0.sku.clone(),
-                        location_id: loc.clone(),
-                        quantity: *n,
-                    })
-                    .collect();
-                let row = ReservationRow {
-                    id: id.to_string(),
-                    status: "active".into(),
-                    lines: serde_json::to_string(&line_views).unwrap_or_else(|_| "[]".into()),
-                    location_id: fixed.clone(),
-                    reference: reference.clone(),
-                    expires_at: ttl.map(|t| now + t * 1_000_000),
-                    version: 1,
-                    created_at: now,
-                    updated_at: now,
-                    allocations,
-                };
-                // The reservation first, the contended level rows last: a
-                // row lock is then held only for its own update and commit.
-                let view = ReservationView::from_row(row.clone());
-                let mut batch = Batch::new();
-                db::push_insert(&mut batch, &row);
-                outbox::push(&mut batch, Backend::of(&tx), event("reservation.created", &view, actor));
-                batch.run(&mut tx).await?;
-                for (item_id, loc, n) in &plan {
-                    let (item, field) = &demand.items[item_id];
-                    let mut m = NewMovement::new(item_id, loc, MovementKind::Reserve, *n, &actor.0);
-                    m.reservation_id = Some(id.as_str());
-                    m.reason = reference.as_deref();
-                    move_stock(&mut tx, &item.sku, &m, field).await?;
-                }
-                Ok(view)
-            });
-            match outcome {
-                // Without a fixed location the plan came from a read that a
-                // concurrent writer may have outdated: plan again.
-                Err(AppError::Conflict { code: "insufficient_stock", .. }) if fixed.is_none() && attempt < 5 => attempt += 1,
-                other => return other,
-            }
+        Ok(ReservationRequest { demand, fixed, ttl, reference, line_views })
+    }
+
+    /// Where each item's units will be taken from.
+    pub(crate) async fn plan_reservation(&self, r: &ReservationRequest) -> Result<Vec<(String, String, i64)>> {
+        match &r.fixed {
+            Some(loc) => Ok(r.demand.need.iter().map(|(item, n)| (item.clone(), loc.clone(), *n)).collect()),
+            None => self.plan(&r.demand).await,
         }
     }
 
@@ -240,40 +211,12 @@ impl App {
 
     pub async fn release_reservation(&self, actor: &Actor, id: &str) -> Result<ReservationView> {
         ReservationId::parse("id", id).map_err(|_| AppError::not_found("reservation", id))?;
-        in_tx!(self, |tx| {
-            let r = load(&mut tx, id).await?;
-            if !matches!(r.status.as_str(), "active" | "committed") {
-                return Err(AppError::conflict("reservation_not_active", format!("reservation {id} is {}", r.status), None));
-            }
-            let view = end_hold(&mut tx, r, "released", MovementKind::Release, None, actor).await?;
-            emit(&mut tx, "reservation.released", &view, actor).await?;
-            Ok(view)
-        })
+        in_tx!(self, |tx| release_in_tx(&mut tx, id, None, actor).await)
     }
 
     pub async fn commit_reservation(&self, actor: &Actor, id: &str) -> Result<ReservationView> {
         ReservationId::parse("id", id).map_err(|_| AppError::not_found("reservation", id))?;
-        in_tx!(self, |tx| {
-            let r = load(&mut tx, id).await?;
-            let now = now_micros();
-            if r.status == "expired" || (r.status == "active" && r.expires_at.is_some_and(|e| e <= now)) {
-                return Err(AppError::conflict("reservation_expired", format!("reservation {id} has expired"), None));
-            }
-            if r.status != "active" {
-                return Err(AppError::conflict("reservation_not_active", format!("reservation {id} is {}", r.status), None));
-            }
-            db::transition(&mut tx, id, "active", "committed", true, now)
-                .await?
-                .ok_or(AppError::Contended)?;
-            for a in &r.allocations {
-                let mut m = NewMovement::new(&a.inventory_item_id, &a.location_id, MovementKind::Commit, a.quantity, &actor.0);
-                m.reservation_id = Some(id);
-                move_stock(&mut tx, &a.sku, &m, "id").await?;
-            }
-            let view = ReservationView::from_row(load(&mut tx, id).await?);
-            emit(&mut tx, "reservation.committed", &view, actor).await?;
-            Ok(view)
-        })
+        in_tx!(self, |tx| commit_in_tx(&mut tx, id, actor).await)
     }
 
     pub async fn get_reservation(&self, id: &str) -> Result<ReservationView> {
@@ -337,6 +280,101 @@ impl App {
             }
         }
     }
+}
+
+/// A validated reservation, ready to be planned and written.
+pub(crate) struct ReservationRequest {
+    demand: Demand,
+    fixed: Option<String>,
+    ttl: Option<i64>,
+    reference: Option<String>,
+    line_views: Vec<LineView>,
+}
+
+impl ReservationRequest {
+    /// Whether `e` came from a plan that a concurrent writer outdated.
+    pub(crate) fn replannable(&self, e: &AppError) -> bool {
+        self.fixed.is_none() && matches!(e, AppError::Conflict { code: "insufficient_stock", .. })
+    }
+}
+
+/// Writes a planned reservation in the caller's transaction: the reservation
+/// first, the contended level rows last, so a row lock is held only for its
+/// own update and the commit.
+pub(crate) async fn write_reservation(
+    tx: &mut Conn,
+    r: &ReservationRequest,
+    plan: &[(String, String, i64)],
+    actor: &Actor,
+) -> Result<ReservationView> {
+    let id = ReservationId::generate();
+    let now = now_micros();
+    let allocations = plan
+        .iter()
+        .map(|(item_id, loc, n)| Allocation {
+            inventory_item_id: item_id.clone(),
+            sku: r.demand.items[item_id].0.sku.clone(),
+            location_id: loc.clone(),
+            quantity: *n,
+        })
+        .collect();
+    let row = ReservationRow {
+        id: id.to_string(),
+        status: "active".into(),
+        lines: serde_json::to_string(&r.line_views).unwrap_or_else(|_| "[]".into()),
+        location_id: r.fixed.clone(),
+        reference: r.reference.clone(),
+        expires_at: r.ttl.map(|t| now + t * 1_000_000),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        allocations,
+    };
+    let view = ReservationView::from_row(row.clone());
+    let mut batch = Batch::new();
+    db::push_insert(&mut batch, &row);
+    outbox::push(&mut batch, Backend::of(tx), event("reservation.created", &view, actor));
+    batch.run(tx).await?;
+    for (item_id, loc, n) in plan {
+        let (item, field) = &r.demand.items[item_id];
+        let mut m = NewMovement::new(item_id, loc, MovementKind::Reserve, *n, &actor.0);
+        m.reservation_id = Some(id.as_str());
+        m.reason = r.reference.as_deref();
+        move_stock(tx, &item.sku, &m, field).await?;
+    }
+    Ok(view)
+}
+
+/// Releases a holding reservation in the caller's transaction.
+pub(crate) async fn release_in_tx(tx: &mut Conn, id: &str, reason: Option<&str>, actor: &Actor) -> Result<ReservationView> {
+    let r = load(tx, id).await?;
+    if !matches!(r.status.as_str(), "active" | "committed") {
+        return Err(AppError::conflict("reservation_not_active", format!("reservation {id} is {}", r.status), None));
+    }
+    let view = end_hold(tx, r, "released", MovementKind::Release, reason, actor).await?;
+    emit(tx, "reservation.released", &view, actor).await?;
+    Ok(view)
+}
+
+/// Commits an active reservation (to an order) in the caller's transaction.
+pub(crate) async fn commit_in_tx(tx: &mut Conn, id: &str, actor: &Actor) -> Result<ReservationView> {
+    let r = load(tx, id).await?;
+    let now = now_micros();
+    if r.status == "expired" || (r.status == "active" && r.expires_at.is_some_and(|e| e <= now)) {
+        return Err(AppError::conflict("reservation_expired", format!("reservation {id} has expired"), None));
+    }
+    if r.status != "active" {
+        return Err(AppError::conflict("reservation_not_active", format!("reservation {id} is {}", r.status), None));
+    }
+    db::transition(tx, id, "active", "committed", true, now).await?.ok_or(AppError::Contended)?;
+    for a in &r.allocations {
+        let mut m = NewMovement::new(&a.inventory_item_id, &a.location_id, MovementKind::Commit, a.quantity, &actor.0);
+        m.reservation_id = Some(id);
+        move_stock(tx, &a.sku, &m, "id").await?;
+    }
+    let view = ReservationView::from_row(load(tx, id).await?);
+    emit(tx, "reservation.committed", &view, actor).await?;
+    Ok(view)
 }
 
 /// Moves a holding reservation to `status` and gives its units back.
