@@ -11,6 +11,9 @@ pub enum AppError {
     NotFound { resource: &'static str, id: String, param: Option<String> },
     #[error("{message}")]
     Conflict { code: &'static str, message: String, param: Option<String> },
+    /// The payment provider refused the payment (HTTP 402).
+    #[error("payment declined ({code}): {message}")]
+    PaymentDeclined { code: String, decline_code: Option<String>, message: String },
     /// A concurrent writer changed what this use case read; the transaction
     /// is retried from the start.
     #[error("concurrent change; retry")]

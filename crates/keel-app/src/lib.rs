@@ -4,7 +4,9 @@
 //! failures. Nothing outside this crate writes.
 
 pub mod apikeys;
+pub mod carts;
 pub mod catalog;
+pub mod checkout;
 pub mod customers;
 pub mod demo;
 pub mod error;
@@ -12,8 +14,11 @@ pub mod events;
 pub mod idempotency;
 pub mod inventory;
 pub mod locations;
+pub mod orders;
+pub mod payments;
 pub mod reservations;
 pub mod secrets;
+pub mod shipping;
 pub mod views;
 pub mod workers;
 
@@ -38,11 +43,29 @@ impl Actor {
 pub struct App {
     pub store: Store,
     pub secrets: secrets::Secrets,
+    pub payments: std::sync::Arc<dyn keel_payments::PaymentProvider>,
+    pub checkout: checkout::CheckoutConfig,
 }
 
 impl App {
+    /// An app with the built-in test payment provider and default checkout
+    /// settings; see [`App::with_payments`] and [`App::with_checkout`].
     pub fn new(store: Store, secrets: secrets::Secrets) -> App {
-        App { store, secrets }
+        let webhook_secret = format!("whsec_{}", &secrets.blind_index("keel/test-provider/webhook-secret")[..32]);
+        let payments = payments::PaymentsConfig::Test { webhook_secret }
+            .provider(&store)
+            .expect("the test provider needs no configuration");
+        App { store, secrets, payments, checkout: checkout::CheckoutConfig::default() }
+    }
+
+    pub fn with_payments(mut self, provider: std::sync::Arc<dyn keel_payments::PaymentProvider>) -> App {
+        self.payments = provider;
+        self
+    }
+
+    pub fn with_checkout(mut self, config: checkout::CheckoutConfig) -> App {
+        self.checkout = config;
+        self
     }
 
     pub async fn check(&self) -> Result<keel_store::check::Report> {

@@ -20,6 +20,20 @@ pub fn spawn_all(app: App, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()
                 async move { app.expire_reservations(now_micros()).await.map(|n| n as u64) }
             }
         }),
+        spawn_every("checkout-recovery", Duration::from_secs(1), shutdown.clone(), {
+            let app = app.clone();
+            move || {
+                let app = app.clone();
+                async move { app.recover_checkouts(now_micros()).await }
+            }
+        }),
+        spawn_every("cart-expiry", Duration::from_secs(60), shutdown.clone(), {
+            let app = app.clone();
+            move || {
+                let app = app.clone();
+                async move { app.expire_carts(now_micros()).await }
+            }
+        }),
         spawn_every("idempotency-purge", Duration::from_secs(3600), shutdown, move || {
             let app = app.clone();
             async move { app.purge_idempotency_keys(now_micros() - IDEMPOTENCY_RETENTION_MICROS).await }

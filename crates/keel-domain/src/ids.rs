@@ -72,6 +72,15 @@ prefixed_id!(TransferId, "xfer");
 prefixed_id!(EventId, "evt");
 prefixed_id!(ApiKeyId, "key");
 prefixed_id!(BatchId, "batch");
+prefixed_id!(CustomerId, "cus");
+prefixed_id!(AddressId, "addr");
+prefixed_id!(ShippingMethodId, "ship");
+prefixed_id!(TaxRateId, "txr");
+prefixed_id!(CartId, "cart");
+prefixed_id!(CartLineId, "cli");
+prefixed_id!(CheckoutId, "chk");
+prefixed_id!(OrderId, "ord");
+prefixed_id!(RefundId, "re");
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 
 pub mod apikeys;
 pub mod batch;
+pub mod carts;
 pub mod catalog;
 pub mod check;
 pub mod customers;
@@ -13,8 +14,10 @@ pub mod idempotency;
 pub mod inventory;
 pub mod locations;
 pub mod migrate;
+pub mod orders;
 pub mod outbox;
 pub mod reservations;
+pub mod shipping;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;

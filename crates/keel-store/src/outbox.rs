@@ -164,6 +164,16 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Event>> {
     row.as_ref().map(event_from_row).transpose()
 }
 
+/// Every event of one aggregate, in sequence; for timelines. Reads its own
+/// writes, unlike consumers (no commit-order horizon needed for one aggregate).
+pub async fn of_aggregate(conn: &mut AnyConnection, aggregate_id: &str) -> Result<Vec<Event>> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM events WHERE aggregate_id = $1 ORDER BY aggregate_seq, position"))
+        .bind(aggregate_id)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(event_from_row).collect()
+}
+
 pub async fn load_cursor(conn: &mut AnyConnection, consumer: &str) -> Result<Cursor> {
     let row = sqlx::query("SELECT tx_order, position FROM consumer_cursors WHERE name = $1")
         .bind(consumer)

@@ -66,6 +66,20 @@ impl TestDb {
         args
     }
 
+    /// One integer from a raw SQL query (e.g. `SELECT COUNT(*) …`), for tests
+    /// that look beneath the API.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        use sqlx::Row;
+        sqlx::any::install_default_drivers();
+        let url = match &self.location {
+            Location::Postgres(u) => u.clone(),
+            Location::SqliteFile(p) => format!("sqlite://{}", p.display()),
+        };
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.expect("connect");
+        let row = sqlx::query(sql).fetch_one(&mut conn).await.expect("scalar query");
+        row.try_get::<i64, _>(0).expect("an integer")
+    }
+
     /// Runs raw SQL against the database, for tests that must break an
     /// invariant on purpose.
     pub async fn execute_raw(&self, sql: &str) {

@@ -20,6 +20,9 @@ pub struct ErrorBody {
     pub message: String,
     /// The request field at fault, as a path like `lines[0].sku`.
     pub param: Option<String>,
+    /// For declined payments: the issuer's reason, e.g. `insufficient_funds`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decline_code: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -35,7 +38,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, code: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError { status, body: ErrorBody { kind, code: code.into(), message: message.into(), param: None } }
+        ApiError { status, body: ErrorBody { kind, code: code.into(), message: message.into(), param: None, decline_code: None } }
     }
 
     pub fn invalid(status: StatusCode, code: impl Into<String>, message: impl Into<String>, param: Option<String>) -> Self {
@@ -68,6 +71,12 @@ impl From<AppError> for ApiError {
             }
             AppError::Conflict { code, message, param } => {
                 ApiError::invalid(StatusCode::CONFLICT, code, message, param)
+            }
+            AppError::PaymentDeclined { code, decline_code, message } => {
+                let mut e = ApiError::new(StatusCode::PAYMENT_REQUIRED, "card_error", code, message);
+                e.body.param = Some("payment_method".into());
+                e.body.decline_code = decline_code;
+                e
             }
             AppError::Contended => ApiError::new(
                 StatusCode::CONFLICT,

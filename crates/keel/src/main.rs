@@ -94,7 +94,57 @@ async fn open(cli: &Cli) -> Result<App, AnyError> {
     }
     let key = std::env::var("KEEL_SECRET_KEY").ok();
     let secrets = keel_app::secrets::Secrets::load(key.as_deref(), &cli.data_dir)?;
-    Ok(App::new(store, secrets))
+    let mut app = App::new(store, secrets).with_checkout(checkout_config()?);
+    if let Some(payments) = payments_config()? {
+        let provider = payments.provider(&app.store)?;
+        app = app.with_payments(provider);
+    }
+    Ok(app)
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// `KEEL_PAYMENTS=stripe` with `KEEL_STRIPE_SECRET_KEY`,
+/// `KEEL_STRIPE_WEBHOOK_SECRET` (and, for tests, `KEEL_STRIPE_API_BASE`);
+/// the built-in `test` provider otherwise.
+fn payments_config() -> Result<Option<keel_app::payments::PaymentsConfig>, AnyError> {
+    match env("KEEL_PAYMENTS").as_deref() {
+        None | Some("test") => Ok(None),
+        Some("stripe") => {
+            let secret_key = env("KEEL_STRIPE_SECRET_KEY").ok_or("KEEL_PAYMENTS=stripe needs KEEL_STRIPE_SECRET_KEY")?;
+            let webhook_secret = env("KEEL_STRIPE_WEBHOOK_SECRET").ok_or("KEEL_PAYMENTS=stripe needs KEEL_STRIPE_WEBHOOK_SECRET")?;
+            Ok(Some(keel_app::payments::PaymentsConfig::Stripe { secret_key, webhook_secret, api_base: env("KEEL_STRIPE_API_BASE") }))
+        }
+        Some(other) => Err(format!("KEEL_PAYMENTS must be `test` or `stripe`, not `{other}`").into()),
+    }
+}
+
+/// `KEEL_CAPTURE=order|fulfillment`, `KEEL_CHECKOUT_LEASE_SECONDS`, and the
+/// test-only crash switch `KEEL_FAULT=after_reserve|after_authorize`.
+fn checkout_config() -> Result<keel_app::checkout::CheckoutConfig, AnyError> {
+    use keel_app::checkout::{CaptureMode, CheckoutConfig, Fault};
+    let mut c = CheckoutConfig::default();
+    c.capture = match env("KEEL_CAPTURE").as_deref() {
+        None | Some("order") => CaptureMode::Order,
+        Some("fulfillment") => CaptureMode::Fulfillment,
+        Some(other) => return Err(format!("KEEL_CAPTURE must be `order` or `fulfillment`, not `{other}`").into()),
+    };
+    if let Some(secs) = env("KEEL_CHECKOUT_LEASE_SECONDS") {
+        let secs: i64 = secs.parse().map_err(|_| "KEEL_CHECKOUT_LEASE_SECONDS must be a number of seconds")?;
+        c.lease_micros = secs.clamp(1, 3600) * 1_000_000;
+    }
+    c.fault = match env("KEEL_FAULT").as_deref() {
+        None => None,
+        Some("after_reserve") => Some(Fault::AfterReserve),
+        Some("after_authorize") => Some(Fault::AfterAuthorize),
+        Some(other) => return Err(format!("unknown KEEL_FAULT `{other}`").into()),
+    };
+    if c.fault.is_some() {
+        tracing::warn!("KEEL_FAULT is set: this process will crash on purpose during checkout (testing only)");
+    }
+    Ok(c)
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, AnyError> {

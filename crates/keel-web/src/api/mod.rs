@@ -1,13 +1,16 @@
 //! The JSON API under `/api/v1`, one module per resource.
 
+pub mod carts;
 pub mod channels;
 pub mod customers;
 pub mod events;
 pub mod inventory;
 pub mod locations;
 pub mod openapi;
+pub mod orders;
 pub mod products;
 pub mod reservations;
+pub mod shipping;
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -25,6 +28,9 @@ pub fn router() -> Router<AppState> {
         .merge(reservations::router())
         .merge(events::router())
         .merge(customers::router())
+        .merge(carts::router())
+        .merge(orders::router())
+        .merge(shipping::router())
 }
 
 /// Cursor pagination shared by every list.

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 description of `/api/v1`, generated from the handlers.
 
-use super::{channels, customers, events, inventory, locations, products, reservations};
+use super::{carts, channels, customers, events, inventory, locations, orders, products, reservations, shipping};
 use crate::error::{ErrorBody, ErrorEnvelope};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -45,6 +45,9 @@ impl Modify for BearerAuth {
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(customers::Doc::openapi());
+    doc.merge(carts::Doc::openapi());
+    doc.merge(orders::Doc::openapi());
+    doc.merge(shipping::Doc::openapi());
     doc
 }
 

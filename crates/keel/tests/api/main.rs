@@ -3,9 +3,11 @@
 //! (`scripts/test` runs both).
 
 mod catalog;
+mod checkout;
 mod cli;
 mod concurrency;
 mod conventions;
+mod customers;
 mod events;
 mod inventory;
 mod properties;
