@@ -594,25 +594,25 @@ impl App {
             if let Some(row) = existing {
                 Ok(row)
             } else {
-            let now = now_micros();
-            let row = CustomerRow {
-                id: CustomerId::generate().to_string(),
-                kind: KIND_GUEST.to_owned(),
-                email_index: index.clone(),
-                email_enc: s.encrypt(&email),
-                first_name_enc: s.encrypt_opt(first_name.as_deref()),
-                last_name_enc: s.encrypt_opt(last_name.as_deref()),
-                phone_enc: None,
-                password_hash: None,
-                marketing_opt_in: false,
-                version: 1,
-                created_at: now,
-                updated_at: now,
-            };
-            db::insert(&mut tx, &row).await?;
-            emit(&mut tx, "customer.created", &row.id, row.version, json!({ "object": customer_ref(&row), "actor": actor.0 }))
-                .await?;
-            Ok(row)
+                let now = now_micros();
+                let row = CustomerRow {
+                    id: CustomerId::generate().to_string(),
+                    kind: KIND_GUEST.to_owned(),
+                    email_index: index.clone(),
+                    email_enc: s.encrypt(&email),
+                    first_name_enc: s.encrypt_opt(first_name.as_deref()),
+                    last_name_enc: s.encrypt_opt(last_name.as_deref()),
+                    phone_enc: None,
+                    password_hash: None,
+                    marketing_opt_in: false,
+                    version: 1,
+                    created_at: now,
+                    updated_at: now,
+                };
+                db::insert(&mut tx, &row).await?;
+                emit(&mut tx, "customer.created", &row.id, row.version, json!({ "object": customer_ref(&row), "actor": actor.0 }))
+                    .await?;
+                Ok(row)
             }
         })?;
         self.customer_view(row)

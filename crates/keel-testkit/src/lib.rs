@@ -17,6 +17,14 @@ pub fn postgres_url() -> Option<String> {
     std::env::var("KEEL_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
 }
 
+/// The master key tests use, so a restarted app (or the binary, given
+/// `KEEL_SECRET_KEY` = [`test_secret_key_hex`]) reads what an earlier one wrote.
+pub const TEST_MASTER_KEY: [u8; 32] = *b"keel-testkit-fixed-master-key-32";
+
+pub fn test_secret_key_hex() -> String {
+    TEST_MASTER_KEY.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub struct TestDb {
     pub location: Location,
     pub dir: PathBuf,
@@ -52,7 +60,7 @@ impl TestDb {
         let sizes = PoolSizes { postgres: 16, sqlite_readers: 4 };
         let store = Store::open(&self.location, sizes).await.expect("open store");
         store.migrate().await.expect("migrate");
-        App::new(store, keel_app::secrets::Secrets::from_master(*b"keel-testkit-fixed-master-key-32"))
+        App::new(store, keel_app::secrets::Secrets::from_master(TEST_MASTER_KEY))
     }
 
     /// The `--data-dir` / `KEEL_DATABASE_URL` pair for running the binary

@@ -11,4 +11,5 @@ mod customers;
 mod events;
 mod inventory;
 mod properties;
+mod recovery;
 mod reservations;

@@ -1,0 +1,152 @@
+//! Crash the real binary mid-checkout (the test-only `KEEL_FAULT` switch),
+//! restart it, and check the recovery worker leaves no held stock and no
+//! charge without an order.
+
+use keel_app::Actor;
+use keel_testkit::{test_secret_key_hex, TestDb};
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn start(db: &TestDb, fault: Option<&str>) -> Server {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keel"));
+    cmd.args(db.cli_args())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("KEEL_SECRET_KEY", test_secret_key_hex())
+        .env("KEEL_CHECKOUT_LEASE_SECONDS", "1")
+        .env("KEEL_LOG", "warn")
+        .env_remove("KEEL_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    match fault {
+        Some(f) => cmd.env("KEEL_FAULT", f),
+        None => cmd.env_remove("KEEL_FAULT"),
+    };
+    let child = cmd.spawn().expect("start keel");
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{base}/healthz")).await.is_err() {
+        assert!(Instant::now() < deadline, "keel did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Server { child, base }
+}
+
+fn v<T: serde::de::DeserializeOwned>(j: Value) -> T {
+    serde_json::from_value(j).unwrap()
+}
+
+/// Stock, a shipping method and a cart of 2 × CRASH ready for checkout.
+async fn fixture(db: &TestDb) -> (String, String, String) {
+    let app = db.open().await;
+    let actor = Actor::system("test");
+    let loc = app.create_location(&actor, v(json!({"name": "L", "kind": "warehouse", "country": "US"}))).await.unwrap();
+    app.create_product(&actor, v(json!({"title": "Crash", "status": "active", "variants": [{"sku": "CRASH", "prices": [{"currency": "USD", "amount": 2500}]}]})))
+        .await
+        .unwrap();
+    app.adjust_inventory(&actor, v(json!({"sku": "CRASH", "location_id": loc.id, "kind": "receive", "quantity_delta": 5}))).await.unwrap();
+    let ship = app.create_shipping_method(&actor, v(json!({"name": "Std", "currency": "USD", "amount": 400}))).await.unwrap();
+    let cart = app.create_cart(&actor, v(json!({"currency": "USD", "email": "crash@example.com"}))).await.unwrap();
+    app.add_cart_line(&actor, &cart.id, v(json!({"sku": "CRASH", "quantity": 2}))).await.unwrap();
+    let address = json!({"name": "C", "line1": "1 Road", "city": "Town", "postal_code": "1000", "country": "US"});
+    app.update_cart(&actor, &cart.id, v(json!({"shipping_address": address, "shipping_method_id": ship.id}))).await.unwrap();
+    let (_, key) = app.create_api_key("recovery").await.unwrap();
+    app.store.close().await;
+    (cart.id, loc.id, key)
+}
+
+async fn get(s: &Server, key: &str, path: &str) -> Value {
+    let r = reqwest::Client::new().get(format!("{}/api/v1{path}", s.base)).bearer_auth(key).send().await.unwrap();
+    r.json().await.unwrap()
+}
+
+/// Waits until the cart leaves `completing` (recovery settled it).
+async fn settled_cart(s: &Server, key: &str, cart: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = get(s, key, &format!("/carts/{cart}")).await;
+        if c["status"] != "completing" {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "recovery did not settle the checkout: {c}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn crash_during_checkout(db: &TestDb, fault: &str, cart: &str, key: &str) {
+    let mut s = start(db, Some(fault)).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/carts/{cart}/complete", s.base))
+        .bearer_auth(key)
+        .json(&json!({"payment_method": "tok_visa"}))
+        .send()
+        .await;
+    assert!(r.is_err(), "the process should have died mid-request: {:?}", r.map(|r| r.status()));
+    let status = s.child.wait().unwrap();
+    assert_eq!(status.code(), Some(86), "exited through the fault switch");
+}
+
+#[tokio::test]
+async fn crash_between_authorize_and_order_finishes_the_order() {
+    let db = TestDb::fresh().await;
+    let (cart, loc, key) = fixture(&db).await;
+    crash_during_checkout(&db, "after_authorize", &cart, &key).await;
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM test_payments WHERE key LIKE 'payment:%'").await, 1, "authorized before the crash");
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM orders").await, 0, "no order yet");
+
+    let s = start(&db, None).await;
+    let c = settled_cart(&s, &key, &cart).await;
+    assert_eq!(c["status"], "completed", "the paid checkout became an order: {c}");
+    let order = get(&s, &key, &format!("/orders/{}", c["order_id"].as_str().unwrap())).await;
+    assert_eq!(order["payment_status"], "captured");
+    assert_eq!(order["totals"]["total"], 5400);
+    let level = get(&s, &key, &format!("/inventory/levels?sku=CRASH&location_id={loc}")).await;
+    assert_eq!((level["data"][0]["on_hand"].as_i64(), level["data"][0]["reserved"].as_i64()), (Some(5), Some(2)));
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM test_payments WHERE key LIKE 'payment:%'").await, 1, "no second charge");
+    let report = db.open().await.check().await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+#[tokio::test]
+async fn crash_between_reserve_and_authorize_releases_the_stock() {
+    let db = TestDb::fresh().await;
+    let (cart, loc, key) = fixture(&db).await;
+    crash_during_checkout(&db, "after_reserve", &cart, &key).await;
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM reservations WHERE status = 'active'").await, 1, "stock held at the crash");
+
+    let s = start(&db, None).await;
+    let c = settled_cart(&s, &key, &cart).await;
+    assert_eq!(c["status"], "open", "the shopper can check out again: {c}");
+    let level = get(&s, &key, &format!("/inventory/levels?sku=CRASH&location_id={loc}")).await;
+    assert_eq!((level["data"][0]["on_hand"].as_i64(), level["data"][0]["reserved"].as_i64()), (Some(5), Some(0)));
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM test_payments").await, 0, "no charge");
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM orders").await, 0);
+    // And it can still be bought.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/carts/{cart}/complete", s.base))
+        .bearer_auth(&key)
+        .json(&json!({"payment_method": "tok_visa"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    let report = db.open().await.check().await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
