@@ -241,6 +241,9 @@ impl App {
             CustomerId::parse("customer_id", c)?;
         }
         in_tx!(self, |tx| {
+            if let Some(c) = &input.customer_id {
+                ensure_customer(&mut tx, c).await?;
+            }
             let now = now_micros();
             let row = CartRow {
                 id: CartId::generate().to_string(),
@@ -289,6 +292,7 @@ impl App {
                 row.email_index = Some(self.secrets.blind_index(e));
             }
             if let Some(c) = &changes.customer_id {
+                ensure_customer(&mut tx, c).await?;
                 row.customer_id = Some(c.clone());
             }
             if let Some(a) = &address {
@@ -428,6 +432,13 @@ impl App {
             n += u64::from(done);
         }
         Ok(n)
+    }
+}
+
+async fn ensure_customer(tx: &mut Conn, id: &str) -> Result<()> {
+    match keel_store::customers::get(tx, id).await? {
+        Some(_) => Ok(()),
+        None => Err(AppError::not_found_at("customer", id, "customer_id")),
     }
 }
 

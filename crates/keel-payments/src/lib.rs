@@ -61,7 +61,11 @@ pub trait PaymentProvider: Send + Sync {
     ) -> BoxFuture<'a, Result<Payment, PaymentError>>;
 
     /// Releases an authorization that was not captured.
-    fn void<'a>(&'a self, payment_id: &'a str, idempotency_key: &'a str) -> BoxFuture<'a, Result<Payment, PaymentError>>;
+    fn void<'a>(
+        &'a self,
+        payment_id: &'a str,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<Payment, PaymentError>>;
 
     /// Refunds part or all of what was captured.
     fn refund<'a>(
@@ -82,7 +86,12 @@ pub trait PaymentProvider: Send + Sync {
     /// case-insensitively) and parses the event. `now_unix` is the current
     /// time, passed in so that replayed deliveries can be refused and tests
     /// can pin the clock.
-    fn parse_webhook(&self, headers: &[(String, String)], body: &[u8], now_unix: i64) -> Result<WebhookEvent, PaymentError>;
+    fn parse_webhook(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<WebhookEvent, PaymentError>;
 }
 
 /// What to authorize. `payment_method` is a provider token, never card data.

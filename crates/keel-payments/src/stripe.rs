@@ -54,7 +54,10 @@ impl StripeProvider {
     /// The HTTP client connects within 5 s, gives up on a call after 30 s and
     /// never follows redirects (Stripe does not send any; following one would
     /// carry the key elsewhere).
-    pub fn new(secret_key: impl Into<String>, webhook_secret: impl Into<String>) -> Result<StripeProvider, PaymentError> {
+    pub fn new(
+        secret_key: impl Into<String>,
+        webhook_secret: impl Into<String>,
+    ) -> Result<StripeProvider, PaymentError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
@@ -105,10 +108,8 @@ impl StripeProvider {
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let request_id = header("request-id").unwrap_or_default();
         let should_retry = header("stripe-should-retry").as_deref() == Some("true");
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| PaymentError::unavailable(format!("Stripe response cut short: {e}")))?;
+        let body =
+            response.bytes().await.map_err(|e| PaymentError::unavailable(format!("Stripe response cut short: {e}")))?;
         tracing::debug!(%method, path, status = status.as_u16(), request_id, "stripe call");
         if status.is_success() {
             return serde_json::from_slice(&body)
@@ -222,7 +223,11 @@ impl PaymentProvider for StripeProvider {
         Box::pin(self.do_capture(payment_id, amount, idempotency_key))
     }
 
-    fn void<'a>(&'a self, payment_id: &'a str, idempotency_key: &'a str) -> BoxFuture<'a, Result<Payment, PaymentError>> {
+    fn void<'a>(
+        &'a self,
+        payment_id: &'a str,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<Payment, PaymentError>> {
         Box::pin(self.do_void(payment_id, idempotency_key))
     }
 
@@ -239,7 +244,12 @@ impl PaymentProvider for StripeProvider {
         Box::pin(self.do_find(key))
     }
 
-    fn parse_webhook(&self, headers: &[(String, String)], body: &[u8], now_unix: i64) -> Result<WebhookEvent, PaymentError> {
+    fn parse_webhook(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<WebhookEvent, PaymentError> {
         parse_signed_event(headers, body, &self.webhook_secret, now_unix)
     }
 }
@@ -293,9 +303,15 @@ fn map_error(status: StatusCode, should_retry: bool, body: &[u8]) -> PaymentErro
             message,
         };
     }
-    let missing_intent = error.code.as_deref() == Some("resource_missing")
-        && matches!(error.param.as_deref(), Some("payment_intent" | "intent" | "id"));
-    if status == StatusCode::NOT_FOUND || missing_intent {
+    // NotFound means "no such payment"; a missing token or PaymentMethod
+    // (also `resource_missing`) is an invalid request, and so is an
+    // unrecognized URL (a wrong base URL).
+    let resource_missing = error.code.as_deref() == Some("resource_missing");
+    let names_payment = match error.param.as_deref() {
+        Some(param) => matches!(param, "payment_intent" | "intent" | "id"),
+        None => resource_missing,
+    };
+    if (status == StatusCode::NOT_FOUND || resource_missing) && names_payment {
         return PaymentError::NotFound;
     }
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -328,7 +344,12 @@ impl Intent {
     }
 
     fn to_payment(&self) -> Result<Payment, PaymentError> {
-        let refunded = self.latest_charge.as_ref().and_then(refunded_by_merchant).unwrap_or(0);
+        // Only a succeeded intent has collected money that can be refunded
+        // (canceling an authorization shows as a refund of its charge).
+        let refunded = match self.status.as_str() {
+            "succeeded" => self.latest_charge.as_ref().and_then(refunded_by_merchant).unwrap_or(0),
+            _ => 0,
+        };
         let status = match self.status.as_str() {
             "requires_capture" => PaymentState::Authorized,
             "succeeded" if refunded == 0 => PaymentState::Captured,
@@ -386,4 +407,91 @@ fn parse_refund(value: Value) -> Result<Refund, PaymentError> {
         _ => RefundState::Pending,
     };
     Ok(Refund { id: refund.id, payment_id: refund.payment_intent.unwrap_or_default(), amount: refund.amount, status })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(status: u16, should_retry: bool, body: &str) -> PaymentError {
+        map_error(StatusCode::from_u16(status).unwrap(), should_retry, body.as_bytes())
+    }
+
+    #[test]
+    fn errors_map_by_status_and_type() {
+        let card = r#"{"error":{"type":"card_error","code":"card_declined","decline_code":"insufficient_funds","message":"Your card has insufficient funds."}}"#;
+        assert_eq!(
+            map(402, false, card),
+            PaymentError::Declined {
+                code: "card_declined".into(),
+                decline_code: Some("insufficient_funds".into()),
+                message: "Your card has insufficient funds.".into(),
+            }
+        );
+        let expired = r#"{"error":{"type":"card_error","code":"expired_card","message":"Your card has expired."}}"#;
+        assert!(
+            matches!(map(402, false, expired), PaymentError::Declined { code, decline_code: None, .. } if code == "expired_card")
+        );
+        let bad = r#"{"error":{"type":"invalid_request_error","code":"parameter_missing","message":"Missing required param: amount.","param":"amount"}}"#;
+        assert_eq!(map(400, false, bad), PaymentError::invalid("Missing required param: amount."));
+        let missing = r#"{"error":{"type":"invalid_request_error","code":"resource_missing","message":"No such payment_intent: 'pi_x'","param":"intent"}}"#;
+        assert_eq!(map(404, false, missing), PaymentError::NotFound);
+        let missing_pm = r#"{"error":{"type":"invalid_request_error","code":"resource_missing","message":"No such PaymentMethod: 'pm_x'","param":"payment_method"}}"#;
+        assert!(matches!(map(404, false, missing_pm), PaymentError::InvalidRequest { .. }));
+        assert!(matches!(
+            map(404, false, r#"{"error":{"type":"invalid_request_error","message":"Unrecognized request URL"}}"#),
+            PaymentError::InvalidRequest { .. }
+        ));
+        assert!(matches!(
+            map(
+                401,
+                false,
+                r#"{"error":{"type":"invalid_request_error","message":"Invalid API Key provided: sk_test_****1234"}}"#
+            ),
+            PaymentError::InvalidRequest { .. }
+        ));
+        for status in [409, 429, 500, 502, 503] {
+            assert!(map(status, false, "").is_retryable(), "{status}");
+        }
+        // Stripe-Should-Retry overrides the status.
+        assert!(map(400, true, r#"{"error":{"type":"invalid_request_error","code":"lock_timeout","message":"busy"}}"#)
+            .is_retryable());
+        // A body that is not Stripe's shape still maps.
+        assert_eq!(map(400, false, "<html>"), PaymentError::invalid("Stripe answered 400 Bad Request"));
+    }
+
+    #[test]
+    fn intents_map_to_payment_states() {
+        let intent = |status: &str, received: i64, charge: Value| {
+            Intent::parse(serde_json::json!({
+                "id": "pi_1", "amount": 1000, "amount_received": received, "currency": "usd",
+                "status": status, "latest_charge": charge,
+                "last_payment_error": {"type": "card_error", "code": "card_declined", "decline_code": "generic_decline"},
+            }))
+            .unwrap()
+            .to_payment()
+        };
+        let charge = |captured: bool, amount_captured: i64, refunded: i64| {
+            serde_json::json!({"object": "charge", "amount": 1000, "captured": captured,
+                               "amount_captured": amount_captured, "amount_refunded": refunded})
+        };
+        let p = intent("requires_capture", 0, Value::String("ch_1".into())).unwrap();
+        assert_eq!((p.status, p.currency.as_str(), p.decline_code), (PaymentState::Authorized, "USD", None));
+        let p = intent("succeeded", 1000, charge(true, 1000, 0)).unwrap();
+        assert_eq!((p.status, p.amount_captured), (PaymentState::Captured, 1000));
+        let p = intent("succeeded", 600, charge(true, 600, 400 + 100)).unwrap();
+        assert_eq!((p.status, p.amount_refunded), (PaymentState::PartiallyRefunded, 100));
+        let p = intent("succeeded", 600, charge(true, 600, 1000)).unwrap();
+        assert_eq!((p.status, p.amount_refunded), (PaymentState::Refunded, 600));
+        let p = intent("canceled", 0, charge(false, 0, 1000)).unwrap();
+        assert_eq!((p.status, p.amount_refunded), (PaymentState::Voided, 0));
+        let p = intent("requires_payment_method", 0, Value::Null).unwrap();
+        assert_eq!((p.status, p.decline_code.as_deref()), (PaymentState::Failed, Some("generic_decline")));
+        assert!(intent("processing", 0, Value::Null).unwrap_err().is_retryable());
+    }
+
+    #[test]
+    fn search_values_are_escaped() {
+        assert_eq!(escape_search(r"a'b\c"), r"a\'b\\c");
+    }
 }

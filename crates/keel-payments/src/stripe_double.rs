@@ -204,7 +204,8 @@ fn now() -> i64 {
 
 /// Stripe-style ids: a prefix and 24 alphanumerics.
 fn new_id(prefix: &str) -> String {
-    let tail: String = rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(24).map(char::from).collect();
+    let tail: String =
+        rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(24).map(char::from).collect();
     format!("{prefix}_{tail}")
 }
 
@@ -228,7 +229,15 @@ fn invalid(code: &str, message: impl Into<String>, param: Option<&str>) -> Answe
 }
 
 fn no_such_intent(id: &str, param: &str) -> Answer {
-    (404, error("invalid_request_error", Some("resource_missing"), format!("No such payment_intent: '{id}'"), Some(param)))
+    (
+        404,
+        error(
+            "invalid_request_error",
+            Some("resource_missing"),
+            format!("No such payment_intent: '{id}'"),
+            Some(param),
+        ),
+    )
 }
 
 fn parse_amount(form: &Form, name: &str) -> Result<Option<i64>, Answer> {
@@ -353,7 +362,9 @@ impl Account {
         if let Err((status, body)) = authenticated(request.authorization.as_deref()) {
             return (status, body, false);
         }
-        let lost = || (500, error("api_error", None, "An unknown error occurred (injected by the Stripe double).", None), false);
+        let lost = || {
+            (500, error("api_error", None, "An unknown error occurred (injected by the Stripe double).", None), false)
+        };
         let fault = self.faults.pop_front();
         if fault == Some(Fault::Unavailable) {
             return lost();
@@ -713,13 +724,18 @@ impl Account {
         let charge = match intent.latest_charge.as_ref().and_then(|c| self.charges.get_mut(c)) {
             Some(charge) if intent.status == "succeeded" => charge,
             _ => {
-                let message = format!("This PaymentIntent ({}) does not have a successful charge to refund.", intent.id);
+                let message =
+                    format!("This PaymentIntent ({}) does not have a successful charge to refund.", intent.id);
                 return invalid("charge_not_refundable", message, Some("payment_intent"));
             }
         };
         let refundable = charge.refundable();
         if refundable == 0 {
-            return invalid("charge_already_refunded", format!("Charge {} has already been refunded.", charge.id), None);
+            return invalid(
+                "charge_already_refunded",
+                format!("Charge {} has already been refunded.", charge.id),
+                None,
+            );
         }
         let amount = requested.unwrap_or(refundable);
         if amount > refundable {

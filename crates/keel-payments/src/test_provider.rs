@@ -25,8 +25,8 @@ use sha2::{Digest, Sha256};
 
 use crate::webhook::{parse_signed_event, SIGNATURE_HEADER};
 use crate::{
-    sign_stripe_payload, validate_idempotency_key, AuthorizeRequest, BoxFuture, Payment, PaymentError,
-    PaymentProvider, PaymentState, Refund, RefundState, WebhookEvent,
+    sign_stripe_payload, validate_idempotency_key, AuthorizeRequest, BoxFuture, Payment, PaymentError, PaymentProvider,
+    PaymentState, Refund, RefundState, WebhookEvent,
 };
 
 /// Durable key-value storage for the [`TestProvider`]: values are JSON
@@ -371,7 +371,9 @@ impl TestProvider {
         }
         let refundable = payment.amount_captured - payment.amount_refunded;
         if amount <= 0 || amount > refundable {
-            return Err(PaymentError::invalid(format!("refund amount must be between 1 and the refundable {refundable}")));
+            return Err(PaymentError::invalid(format!(
+                "refund amount must be between 1 and the refundable {refundable}"
+            )));
         }
         payment.amount_refunded += amount;
         payment.status = if payment.amount_refunded == payment.amount_captured {
@@ -416,7 +418,11 @@ impl PaymentProvider for TestProvider {
         Box::pin(self.do_capture(payment_id, amount, idempotency_key))
     }
 
-    fn void<'a>(&'a self, payment_id: &'a str, idempotency_key: &'a str) -> BoxFuture<'a, Result<Payment, PaymentError>> {
+    fn void<'a>(
+        &'a self,
+        payment_id: &'a str,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<Payment, PaymentError>> {
         Box::pin(self.do_void(payment_id, idempotency_key))
     }
 
@@ -433,7 +439,12 @@ impl PaymentProvider for TestProvider {
         Box::pin(self.do_find(key))
     }
 
-    fn parse_webhook(&self, headers: &[(String, String)], body: &[u8], now_unix: i64) -> Result<WebhookEvent, PaymentError> {
+    fn parse_webhook(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<WebhookEvent, PaymentError> {
         parse_signed_event(headers, body, &self.webhook_secret, now_unix)
     }
 }

@@ -44,13 +44,14 @@ fn parse_event(body: &[u8]) -> Result<WebhookEvent, PaymentError> {
     Ok(WebhookEvent { id, kind, payment_id, amount_refunded, raw })
 }
 
-/// What the merchant refunded on a Stripe Charge object. When a charge is
-/// captured partially, Stripe releases the rest of the hold as a refund and
-/// counts it in `amount_refunded`; that part was never collected, so it is
-/// taken off again here.
+/// What the merchant refunded on a Stripe Charge object. Stripe records a
+/// released hold as a refund: all of an uncaptured charge when its
+/// PaymentIntent is canceled, and the uncaptured rest of a partial capture.
+/// That money was never collected, so it is not counted here.
 pub(crate) fn refunded_by_merchant(charge: &Value) -> Option<i64> {
     let refunded = charge["amount_refunded"].as_i64()?;
     let released = match (charge["captured"].as_bool(), charge["amount"].as_i64(), charge["amount_captured"].as_i64()) {
+        (Some(false), _, _) => return Some(0),
         (Some(true), Some(amount), Some(captured)) => amount - captured,
         _ => 0,
     };

@@ -138,9 +138,15 @@ async fn capture_refund_and_void_end_to_end() {
 
     let refund = stripe.refund(&payment.id, 300, "order-1-refund-1").await.unwrap();
     assert!(refund.id.starts_with("re_"));
-    assert_eq!((refund.payment_id.as_str(), refund.amount, refund.status), (payment.id.as_str(), 300, RefundState::Succeeded));
+    assert_eq!(
+        (refund.payment_id.as_str(), refund.amount, refund.status),
+        (payment.id.as_str(), 300, RefundState::Succeeded)
+    );
     let sent = double.requests().pop().unwrap();
-    assert_eq!((sent.path.as_str(), sent.param("payment_intent"), sent.param("amount")), ("/v1/refunds", Some(payment.id.as_str()), Some("300")));
+    assert_eq!(
+        (sent.path.as_str(), sent.param("payment_intent"), sent.param("amount")),
+        ("/v1/refunds", Some(payment.id.as_str()), Some("300"))
+    );
 
     // The 200 released by the partial capture is not counted as refunded.
     let now = stripe.find_by_idempotency_key("order-1").await.unwrap().unwrap();
@@ -166,7 +172,9 @@ async fn capture_refund_and_void_end_to_end() {
     let captured = stripe.capture(&payment.id, None, "order-3-capture").await.unwrap();
     assert_eq!((captured.status, captured.amount_captured), (PaymentState::Captured, 250));
     assert_eq!(double.requests().pop().unwrap().param("amount_to_capture"), None);
-    assert_invalid(stripe.capture(&stripe.authorize(request("tok_visa", 250, "order-4")).await.unwrap().id, Some(251), "c").await);
+    assert_invalid(
+        stripe.capture(&stripe.authorize(request("tok_visa", 250, "order-4")).await.unwrap().id, Some(251), "c").await,
+    );
 
     // Unknown ids.
     assert_eq!(stripe.capture("pi_doesnotexist", None, "x1").await, Err(PaymentError::NotFound));

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use keel_payments::{
-    AuthorizeRequest, InMemoryLedger, Payment, PaymentError, PaymentProvider, PaymentState, RefundState,
-    TestLedger, TestProvider,
+    AuthorizeRequest, InMemoryLedger, Payment, PaymentError, PaymentProvider, PaymentState, RefundState, TestLedger,
+    TestProvider,
 };
 
 const SECRET: &str = "whsec_test_provider";
@@ -211,7 +211,10 @@ async fn refund_rules() {
 
     let first = p.refund(&payment.id, 300, "r2").await.unwrap();
     assert!(first.id.starts_with("re_test_"));
-    assert_eq!((first.payment_id.as_str(), first.amount, first.status), (payment.id.as_str(), 300, RefundState::Succeeded));
+    assert_eq!(
+        (first.payment_id.as_str(), first.amount, first.status),
+        (payment.id.as_str(), 300, RefundState::Succeeded)
+    );
     // Retrying the refund does not refund twice.
     assert_eq!(p.refund(&payment.id, 300, "r2").await.unwrap(), first);
     assert_invalid(p.refund(&payment.id, 301, "r2").await);
@@ -237,7 +240,10 @@ async fn state_survives_a_restart_over_the_same_ledger() {
 
     let after = provider(&ledger);
     let found = after.find_by_idempotency_key("crash-auth").await.unwrap().expect("survived");
-    assert_eq!((found.id.as_str(), found.status, found.amount_captured), (payment.id.as_str(), PaymentState::Captured, 1500));
+    assert_eq!(
+        (found.id.as_str(), found.status, found.amount_captured),
+        (payment.id.as_str(), PaymentState::Captured, 1500)
+    );
     // Retries of the pre-restart calls replay; nothing is done twice.
     assert_eq!(authorized(&after, 2000, "crash-auth").await.id, payment.id);
     assert_eq!(after.capture(&payment.id, Some(1500), "crash-capture").await.unwrap().amount_captured, 1500);

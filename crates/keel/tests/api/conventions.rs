@@ -32,6 +32,11 @@ async fn idempotency_key_replays_once_and_refuses_reuse() {
     assert_eq!(b.headers["idempotent-replayed"], "true");
     let list = t.get("/products").await;
     assert_eq!(list.body["data"].as_array().unwrap().len(), 1, "written once");
+    assert_eq!(
+        t.db.scalar("SELECT COUNT(*) FROM idempotency_keys WHERE response_body LIKE '%Once%'").await,
+        0,
+        "stored responses are encrypted"
+    );
 
     let other = json!({"title": "Other", "variants": [{"sku": "OTHER-1"}]});
     let c = t.send(Method::POST, "/products", Some(other), &[("Idempotency-Key", "k-1")]).await;
