@@ -851,3 +851,18 @@ fn quoted(text: &str) -> Option<(String, &str)> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_queries_parse_like_stripe() {
+        let clauses = parse_search(r#"metadata['keel_idempotency_key']:'it\'s' AND status:"requires_capture""#).unwrap();
+        assert!(matches!(&clauses[0], (Field::Metadata(k), v) if k == "keel_idempotency_key" && v == "it's"));
+        assert!(matches!(&clauses[1], (Field::Status, v) if v == "requires_capture"));
+        for bad in ["", "amount>100", "metadata['k']:'unterminated", "status:'a' OR status:'b'", "metadata[k]:'v'"] {
+            assert!(parse_search(bad).is_err(), "{bad}");
+        }
+    }
+}
