@@ -342,6 +342,10 @@ impl App {
                     continue;
                 }
             };
+            if found.is_none() && now - checkout.created_at < self.payments.lookup_lag_secs() * 1_000_000 {
+                // Too young to trust "not found" from this provider; look again later.
+                continue;
+            }
             let result = match found {
                 Some(p) if matches!(p.status, PaymentState::Authorized | PaymentState::Captured) => {
                     match self.finish_checkout(&checkout, &p, &actor).await {

@@ -92,6 +92,14 @@ pub trait PaymentProvider: Send + Sync {
         body: &[u8],
         now_unix: i64,
     ) -> Result<WebhookEvent, PaymentError>;
+
+    /// How long after `authorize` a payment may still be missing from
+    /// [`PaymentProvider::find_by_idempotency_key`] (Stripe's search index
+    /// lags by up to about a minute). Recovery does not trust "not found"
+    /// for a younger attempt.
+    fn lookup_lag_secs(&self) -> i64 {
+        0
+    }
 }
 
 /// What to authorize. `payment_method` is a provider token, never card data.

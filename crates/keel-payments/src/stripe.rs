@@ -206,6 +206,10 @@ impl StripeProvider {
 }
 
 impl PaymentProvider for StripeProvider {
+    fn lookup_lag_secs(&self) -> i64 {
+        90
+    }
+
     fn name(&self) -> &'static str {
         "stripe"
     }

@@ -126,7 +126,17 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_on(db: TestDb) -> TestApp {
-    let app = db.open().await;
+    spawn_configured(db, |app| app).await
+}
+
+/// Like [`spawn_app`], with the app adjusted first (another payment
+/// provider, checkout settings, …).
+pub async fn spawn_with(configure: impl FnOnce(App) -> App) -> TestApp {
+    spawn_configured(TestDb::fresh().await, configure).await
+}
+
+async fn spawn_configured(db: TestDb, configure: impl FnOnce(App) -> App) -> TestApp {
+    let app = configure(db.open().await);
     let (_, key) = app.create_api_key("test").await.expect("api key");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

@@ -13,3 +13,4 @@ mod inventory;
 mod properties;
 mod recovery;
 mod reservations;
+mod stripe;
