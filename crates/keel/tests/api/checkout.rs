@@ -252,3 +252,30 @@ async fn three_hundred_checkouts_for_forty_units() {
     assert_eq!(t.db.scalar("SELECT COUNT(*) FROM carts WHERE status = 'completing'").await, 0);
     t.assert_consistent().await;
 }
+
+#[tokio::test]
+async fn capture_at_fulfillment_keeps_the_authorization_until_captured() {
+    use keel_app::checkout::{CaptureMode, CheckoutConfig};
+    let t = keel_testkit::spawn_with(|app| app.with_checkout(CheckoutConfig { capture: CaptureMode::Fulfillment, ..CheckoutConfig::default() })).await;
+    let loc = t.location("Main", 1).await;
+    t.product("Goods", &["TEE"]).await;
+    t.receive("TEE", &loc, 4).await;
+    let cart = ready_cart(&t, &[("TEE", 1)]).await;
+    let o = complete(&t, &cart, "tok_visa").await;
+    assert_eq!(o.status, StatusCode::CREATED, "{}", o.body);
+    assert_eq!((o.body["status"].as_str(), o.body["payment_status"].as_str()), (Some("authorized"), Some("authorized")));
+    let id = o.body["id"].as_str().unwrap();
+    let r = t.post(&format!("/orders/{id}/refunds"), json!({})).await;
+    assert_eq!((r.status, r.error_code()), (StatusCode::CONFLICT, "nothing_to_refund"), "nothing captured yet");
+    let c = t.post(&format!("/orders/{id}/capture"), json!({})).await;
+    assert_eq!((c.body["status"].as_str(), c.body["payment_status"].as_str()), (Some("paid"), Some("captured")), "{}", c.body);
+    assert_eq!(c.body["payment"]["amount_captured"], 1000);
+
+    // Cancelling an order that was only authorized voids the payment.
+    let cart = ready_cart(&t, &[("TEE", 1)]).await;
+    let o = complete(&t, &cart, "tok_visa").await.body;
+    let x = t.post(&format!("/orders/{}/cancel", o["id"].as_str().unwrap()), json!({})).await;
+    assert_eq!((x.body["status"].as_str(), x.body["payment_status"].as_str()), (Some("cancelled"), Some("voided")), "{}", x.body);
+    assert_eq!(levels(&t.level("TEE", &loc).await), (4, 1, 3));
+    t.assert_consistent().await;
+}
