@@ -225,7 +225,7 @@ impl App {
             tax: rate.as_ref().map(|r| TaxRate { rate_bps: r.rate_bps, inclusive: r.inclusive }),
             shipping_taxable: rate.as_ref().is_none_or(|r| r.shipping_taxable),
         })?;
-        let email = self.secrets.decrypt_opt(row.email_enc.as_deref()).map_err(|e| keel_store::StoreError::corrupt(e))?;
+        let email = self.secrets.decrypt_opt(row.email_enc.as_deref()).map_err(keel_store::StoreError::corrupt)?;
         let address = match self.secrets.decrypt_opt(row.shipping_address_enc.as_deref()) {
             Ok(Some(json)) => Some(serde_json::from_str(&json).map_err(keel_store::StoreError::corrupt)?),
             Ok(None) => None,

@@ -9,6 +9,12 @@
 //!
 //! This is a benchmark tool, not a test: it reports what it saw (including
 //! oversells and unexpected statuses) and exits 0 unless it could not run.
+//!
+//! Subcommands: `reserve` and `get` (scenarios a and b of scripts/bench),
+//! `setup-spread` (the many-SKU checkout fixture, created concurrently) and
+//! `checkout` (the end-to-end cart → order flow; see `checkout.rs`).
+
+mod checkout;
 
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
@@ -71,6 +77,70 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         request_timeout: u64,
     },
+    /// Checkout fixture with many SKUs: PRODUCTS active products of VARIANTS
+    /// variants each (SKUs PREFIX-0000, PREFIX-0001, …; USD 10.00), then a
+    /// `receive` of UNITS per SKU at LOCATION, CONCURRENCY requests at a time.
+    SetupSpread {
+        #[arg(long)]
+        base: String,
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        location_id: String,
+        #[arg(long, default_value_t = 10)]
+        products: usize,
+        /// Variants per product (Keel allows at most 100).
+        #[arg(long, default_value_t = 100)]
+        variants: usize,
+        #[arg(long, default_value_t = 1000)]
+        units: i64,
+        #[arg(long, default_value = "SPREAD")]
+        prefix: String,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 30)]
+        request_timeout: u64,
+    },
+    /// End-to-end checkouts: every client loops create cart → add 1 unit of
+    /// a (random) SKU → set shipping address and method → complete with
+    /// tok_visa. With --expect, until sold out (each client stops at its first
+    /// 409 insufficient_stock); otherwise for --warmup + --seconds.
+    Checkout {
+        #[arg(long)]
+        base: String,
+        #[arg(long)]
+        key: String,
+        /// SKU to buy (repeatable; each flow picks one at random).
+        #[arg(long)]
+        sku: Vec<String>,
+        /// With --sku-count: buy PREFIX-0000 … as created by setup-spread.
+        #[arg(long)]
+        sku_prefix: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        sku_count: usize,
+        #[arg(long)]
+        shipping_method_id: String,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Units in stock: run until sold out and check the levels against it.
+        #[arg(long)]
+        expect: Option<u64>,
+        /// Duration mode (without --expect): measured seconds …
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// … after this warm-up.
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+        /// Sold-out mode safety net: stop every client after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        #[arg(long, default_value_t = 30)]
+        request_timeout: u64,
+        /// Duration mode: afterwards check that `reserved` summed over every
+        /// SKU equals the orders created.
+        #[arg(long)]
+        verify_levels: bool,
+    },
 }
 
 #[tokio::main]
@@ -82,6 +152,43 @@ async fn main() -> ExitCode {
         }
         Command::Get { base, key, path, clients, seconds, warmup, request_timeout } => {
             get(base, key, path, clients, seconds, warmup, Duration::from_secs(request_timeout)).await
+        }
+        Command::SetupSpread { base, key, location_id, products, variants, units, prefix, concurrency, request_timeout } => {
+            checkout::setup_spread(base, key, location_id, products, variants, units, prefix, concurrency, Duration::from_secs(request_timeout))
+                .await
+        }
+        Command::Checkout {
+            base,
+            key,
+            mut sku,
+            sku_prefix,
+            sku_count,
+            shipping_method_id,
+            clients,
+            expect,
+            seconds,
+            warmup,
+            timeout,
+            request_timeout,
+            verify_levels,
+        } => {
+            if let Some(prefix) = &sku_prefix {
+                sku.extend((0..sku_count).map(|i| checkout::spread_sku(prefix, i)));
+            }
+            checkout::checkout(checkout::CheckoutArgs {
+                base,
+                key,
+                skus: sku,
+                shipping_method_id,
+                clients,
+                expect,
+                warmup,
+                seconds,
+                timeout: Duration::from_secs(timeout),
+                request_timeout: Duration::from_secs(request_timeout),
+                verify_levels,
+            })
+            .await
         }
     };
     match result {

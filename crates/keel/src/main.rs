@@ -125,12 +125,12 @@ fn payments_config() -> Result<Option<keel_app::payments::PaymentsConfig>, AnyEr
 /// test-only crash switch `KEEL_FAULT=after_reserve|after_authorize`.
 fn checkout_config() -> Result<keel_app::checkout::CheckoutConfig, AnyError> {
     use keel_app::checkout::{CaptureMode, CheckoutConfig, Fault};
-    let mut c = CheckoutConfig::default();
-    c.capture = match env("KEEL_CAPTURE").as_deref() {
+    let capture = match env("KEEL_CAPTURE").as_deref() {
         None | Some("order") => CaptureMode::Order,
         Some("fulfillment") => CaptureMode::Fulfillment,
         Some(other) => return Err(format!("KEEL_CAPTURE must be `order` or `fulfillment`, not `{other}`").into()),
     };
+    let mut c = CheckoutConfig { capture, ..CheckoutConfig::default() };
     if let Some(secs) = env("KEEL_CHECKOUT_LEASE_SECONDS") {
         let secs: i64 = secs.parse().map_err(|_| "KEEL_CHECKOUT_LEASE_SECONDS must be a number of seconds")?;
         c.lease_micros = secs.clamp(1, 3600) * 1_000_000;
