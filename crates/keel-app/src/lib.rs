@@ -11,6 +11,8 @@ pub mod customers;
 pub mod demo;
 pub mod error;
 pub mod events;
+pub mod feeds;
+pub mod health;
 pub mod idempotency;
 pub mod inventory;
 pub mod locations;
@@ -20,6 +22,7 @@ pub mod reservations;
 pub mod secrets;
 pub mod shipping;
 pub mod views;
+pub mod webhooks;
 pub mod workers;
 
 pub use error::AppError;

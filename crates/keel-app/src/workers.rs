@@ -12,7 +12,10 @@ use tokio::task::JoinHandle;
 pub const IDEMPOTENCY_RETENTION_MICROS: i64 = 48 * 3600 * 1_000_000;
 
 pub fn spawn_all(app: App, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    vec![
+    let mut jobs = crate::webhooks::spawn_workers(app.clone(), shutdown.clone());
+    jobs.extend(crate::feeds::spawn_workers(app.clone(), shutdown.clone()));
+    jobs.extend(crate::health::spawn_workers(app.clone(), shutdown.clone()));
+    jobs.extend(vec![
         spawn_every("reservation-expiry", Duration::from_secs(1), shutdown.clone(), {
             let app = app.clone();
             move || {
@@ -38,10 +41,11 @@ pub fn spawn_all(app: App, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()
             let app = app.clone();
             async move { app.purge_idempotency_keys(now_micros() - IDEMPOTENCY_RETENTION_MICROS).await }
         }),
-    ]
+    ]);
+    jobs
 }
 
-fn spawn_every<F, Fut>(name: &'static str, every: Duration, mut shutdown: watch::Receiver<bool>, job: F) -> JoinHandle<()>
+pub(crate) fn spawn_every<F, Fut>(name: &'static str, every: Duration, mut shutdown: watch::Receiver<bool>, job: F) -> JoinHandle<()>
 where
     F: Fn() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = crate::Result<u64>> + Send,

@@ -81,6 +81,11 @@ prefixed_id!(CartLineId, "cli");
 prefixed_id!(CheckoutId, "chk");
 prefixed_id!(OrderId, "ord");
 prefixed_id!(RefundId, "re");
+prefixed_id!(WebhookEndpointId, "ep");
+prefixed_id!(WebhookMessageId, "msg");
+prefixed_id!(WebhookAttemptId, "atmpt");
+prefixed_id!(IntegrationId, "intg");
+prefixed_id!(AlertId, "alert");
 
 #[cfg(test)]
 mod tests {

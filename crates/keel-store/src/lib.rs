@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod check;
 pub mod customers;
 pub mod error;
+pub mod feeds;
 pub mod idempotency;
 pub mod inventory;
 pub mod locations;
@@ -18,6 +19,7 @@ pub mod orders;
 pub mod outbox;
 pub mod reservations;
 pub mod shipping;
+pub mod webhooks;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;

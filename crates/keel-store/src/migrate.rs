@@ -30,6 +30,18 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_checkout.sql"),
         postgres: include_str!("../migrations/postgres/0003_checkout.sql"),
     },
+    Migration {
+        version: 4,
+        name: "webhooks",
+        sqlite: include_str!("../migrations/sqlite/0004_webhooks.sql"),
+        postgres: include_str!("../migrations/postgres/0004_webhooks.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "feeds",
+        sqlite: include_str!("../migrations/sqlite/0005_feeds.sql"),
+        postgres: include_str!("../migrations/postgres/0005_feeds.sql"),
+    },
 ];
 
 /// FNV-1a: a stable fingerprint, not a security measure.

@@ -4,6 +4,7 @@ pub mod carts;
 pub mod channels;
 pub mod customers;
 pub mod events;
+pub mod integrations;
 pub mod inventory;
 pub mod locations;
 pub mod openapi;
@@ -11,6 +12,7 @@ pub mod orders;
 pub mod products;
 pub mod reservations;
 pub mod shipping;
+pub mod webhooks;
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -31,6 +33,8 @@ pub fn router() -> Router<AppState> {
         .merge(carts::router())
         .merge(orders::router())
         .merge(shipping::router())
+        .merge(webhooks::router())
+        .merge(integrations::router())
 }
 
 /// Cursor pagination shared by every list.

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 description of `/api/v1`, generated from the handlers.
 
-use super::{carts, channels, customers, events, inventory, locations, orders, products, reservations, shipping};
+use super::{carts, channels, customers, events, inventory, locations, integrations, orders, products, reservations, shipping, webhooks};
 use crate::error::{ErrorBody, ErrorEnvelope};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -48,6 +48,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(carts::Doc::openapi());
     doc.merge(orders::Doc::openapi());
     doc.merge(shipping::Doc::openapi());
+    doc.merge(webhooks::Doc::openapi());
+    doc.merge(integrations::Doc::openapi());
     doc
 }
 

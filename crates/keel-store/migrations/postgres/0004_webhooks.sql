@@ -1,0 +1,1 @@
+-- Outbound webhooks: endpoints, secrets, messages, delivery attempts. Kept in lockstep with the other backend.

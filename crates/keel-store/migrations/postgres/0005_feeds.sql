@@ -1,0 +1,1 @@
+-- Inbound integrations, stock feeds and sync batches. Kept in lockstep with the other backend.
