@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod health;
 pub mod ids;
 pub mod inventory;
 pub mod money;

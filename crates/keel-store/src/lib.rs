@@ -11,6 +11,7 @@ pub mod check;
 pub mod customers;
 pub mod error;
 pub mod feeds;
+pub mod health;
 pub mod idempotency;
 pub mod inventory;
 pub mod locations;

@@ -42,6 +42,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_feeds.sql"),
         postgres: include_str!("../migrations/postgres/0005_feeds.sql"),
     },
+    Migration {
+        version: 6,
+        name: "health",
+        sqlite: include_str!("../migrations/sqlite/0006_health.sql"),
+        postgres: include_str!("../migrations/postgres/0006_health.sql"),
+    },
 ];
 
 /// FNV-1a: a stable fingerprint, not a security measure.

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod hooks;
 pub mod idempotency;
+pub mod metrics;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -24,11 +25,12 @@ use tower_http::trace::TraceLayer;
 pub struct AppState {
     pub app: App,
     pub keys: Arc<auth::KeyCache>,
+    pub http: Arc<metrics::HttpMetrics>,
 }
 
 impl AppState {
     pub fn new(app: App) -> AppState {
-        AppState { app, keys: Arc::new(auth::KeyCache::default()) }
+        AppState { app, keys: Arc::new(auth::KeyCache::default()), http: Arc::new(metrics::HttpMetrics::default()) }
     }
 }
 
@@ -39,11 +41,16 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(api::openapi::serve));
     Router::new()
         .nest("/api/v1", api)
+        .route(
+            "/metrics",
+            get(metrics::serve).layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key)),
+        )
         .route("/healthz", get(healthz))
         .merge(hooks::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
+        .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

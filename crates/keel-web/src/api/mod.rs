@@ -4,6 +4,7 @@ pub mod carts;
 pub mod channels;
 pub mod customers;
 pub mod events;
+pub mod health;
 pub mod integrations;
 pub mod inventory;
 pub mod locations;
@@ -29,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .merge(inventory::router())
         .merge(reservations::router())
         .merge(events::router())
+        .merge(health::router())
         .merge(customers::router())
         .merge(carts::router())
         .merge(orders::router())

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 description of `/api/v1`, generated from the handlers.
 
-use super::{carts, channels, customers, events, inventory, locations, integrations, orders, products, reservations, shipping, webhooks};
+use super::{carts, channels, customers, events, health, inventory, locations, integrations, orders, products, reservations, shipping, webhooks};
 use crate::error::{ErrorBody, ErrorEnvelope};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -46,6 +46,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(customers::Doc::openapi());
     doc.merge(carts::Doc::openapi());
+    doc.merge(health::Doc::openapi());
     doc.merge(orders::Doc::openapi());
     doc.merge(shipping::Doc::openapi());
     doc.merge(webhooks::Doc::openapi());

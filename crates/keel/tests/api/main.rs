@@ -9,6 +9,7 @@ mod concurrency;
 mod conventions;
 mod customers;
 mod events;
+mod health;
 mod inventory;
 mod properties;
 mod recovery;
