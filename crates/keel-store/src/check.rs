@@ -86,6 +86,33 @@ pub async fn run(conn: &mut AnyConnection) -> Result<Report> {
             detail: "variant consumes no inventory item".into(),
         });
     }
+    // Orders and checkouts: every live order holds committed stock, and no
+    // checkout or cart claims to be finished without its order.
+    let checks: [(&'static str, &str, &str); 3] = [
+        (
+            "orders_hold_committed_stock",
+            "SELECT o.id AS subject FROM orders o LEFT JOIN reservations r ON r.id = o.reservation_id \
+             WHERE o.status <> 'cancelled' AND (r.id IS NULL OR r.status <> 'committed')",
+            "order is live but its reservation is not committed",
+        ),
+        (
+            "checkouts_have_orders",
+            "SELECT c.id AS subject FROM checkouts c LEFT JOIN orders o ON o.id = c.order_id \
+             WHERE c.status = 'completed' AND o.id IS NULL",
+            "checkout completed without an order",
+        ),
+        (
+            "carts_have_orders",
+            "SELECT c.id AS subject FROM carts c LEFT JOIN orders o ON o.id = c.order_id \
+             WHERE c.status = 'completed' AND o.id IS NULL",
+            "cart completed without an order",
+        ),
+    ];
+    for (check, sql, detail) in checks {
+        for r in sqlx::query(sql).fetch_all(&mut *conn).await? {
+            report.problems.push(Problem { check, subject: r.try_get("subject")?, detail: detail.into() });
+        }
+    }
     let row = sqlx::query("SELECT COUNT(*) AS n FROM inventory_movements").fetch_one(conn).await?;
     report.movements_checked = row.try_get("n")?;
     Ok(report)
