@@ -98,10 +98,14 @@ pub(crate) fn decline_message(decline_code: &str) -> &'static str {
 pub struct TestProvider {
     ledger: Arc<dyn TestLedger>,
     webhook_secret: String,
-    /// Serializes read-modify-write cycles on the ledger within this process.
-    /// (Two processes sharing one ledger could still race; Keel runs one.)
-    lock: tokio::sync::Mutex<()>,
+    /// Serializes read-modify-write cycles on one payment's ledger entry
+    /// within this process; striped by payment id so different payments
+    /// proceed in parallel. (Two processes sharing one ledger could still
+    /// race on one payment; Keel's checkout never does that.)
+    locks: Vec<tokio::sync::Mutex<()>>,
 }
+
+const LOCK_STRIPES: usize = 64;
 
 impl fmt::Debug for TestProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -189,7 +193,11 @@ fn stripe_status(state: PaymentState) -> &'static str {
 impl TestProvider {
     /// `webhook_secret` signs and verifies this provider's webhook events.
     pub fn new(ledger: Arc<dyn TestLedger>, webhook_secret: impl Into<String>) -> TestProvider {
-        TestProvider { ledger, webhook_secret: webhook_secret.into(), lock: tokio::sync::Mutex::new(()) }
+        TestProvider {
+            ledger,
+            webhook_secret: webhook_secret.into(),
+            locks: (0..LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
     }
 
     /// A webhook delivery for `payment` as Stripe would shape it (`kind`
@@ -253,6 +261,11 @@ impl TestProvider {
         self.ledger.save(&ledger_key(&record.payment.id), json).await
     }
 
+    fn lock_for(&self, payment_id: &str) -> &tokio::sync::Mutex<()> {
+        let h = payment_id.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+        &self.locks[h % LOCK_STRIPES]
+    }
+
     async fn do_authorize(&self, req: AuthorizeRequest) -> Result<Payment, PaymentError> {
         req.validate()?;
         let fingerprint = Fingerprint {
@@ -262,7 +275,7 @@ impl TestProvider {
             payment_method: req.payment_method.clone(),
         };
         let id = payment_id_for(&req.idempotency_key);
-        let _guard = self.lock.lock().await;
+        let _guard = self.lock_for(&id).lock().await;
         if let Some(record) = self.load(&id).await? {
             // A retry: answer what the first call answered.
             if record.authorization != fingerprint {
@@ -302,7 +315,7 @@ impl TestProvider {
 
     async fn do_capture(&self, payment_id: &str, amount: Option<i64>, key: &str) -> Result<Payment, PaymentError> {
         validate_idempotency_key(key)?;
-        let _guard = self.lock.lock().await;
+        let _guard = self.lock_for(payment_id).lock().await;
         let mut record = self.load(payment_id).await?.ok_or(PaymentError::NotFound)?;
         match record.applied(key) {
             Some(Action::Capture { amount: first }) if *first == amount => return Ok(record.payment),
@@ -332,7 +345,7 @@ impl TestProvider {
 
     async fn do_void(&self, payment_id: &str, key: &str) -> Result<Payment, PaymentError> {
         validate_idempotency_key(key)?;
-        let _guard = self.lock.lock().await;
+        let _guard = self.lock_for(payment_id).lock().await;
         let mut record = self.load(payment_id).await?.ok_or(PaymentError::NotFound)?;
         match record.applied(key) {
             Some(Action::Void) => return Ok(record.payment),
@@ -355,7 +368,7 @@ impl TestProvider {
 
     async fn do_refund(&self, payment_id: &str, amount: i64, key: &str) -> Result<Refund, PaymentError> {
         validate_idempotency_key(key)?;
-        let _guard = self.lock.lock().await;
+        let _guard = self.lock_for(payment_id).lock().await;
         let mut record = self.load(payment_id).await?.ok_or(PaymentError::NotFound)?;
         match record.applied(key) {
             Some(Action::Refund { refund }) if refund.amount == amount => return Ok(refund.clone()),
