@@ -47,15 +47,55 @@ async fn post(http: &reqwest::Client, url: &str, auth: &HeaderValue, body: Strin
     Ok(Resp { status, body, start, done: Instant::now() })
 }
 
-/// CPU seconds (user + system) this process has used so far, from
-/// /proc/self/stat (USER_HZ is 100 on Linux).
-pub fn own_cpu_s() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+/// Fields of /proc/PID/stat after "(comm) ": index 1 is the parent PID,
+/// 11..=14 are utime, stime, cutime, cstime (in USER_HZ ticks, 100 on Linux).
+fn stat_fields(pid: &str) -> Option<Vec<u64>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_comm = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = after_comm.split_whitespace().collect();
-    // Fields 14 and 15 of stat(5); after the comm they are at 11 and 12.
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // The state letter (index 0) parses as 0.
+    Some(after_comm.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect())
+}
+
+/// CPU seconds (user + system) of a process tree so far: the process, its
+/// reaped children, and its live children (a PostgreSQL postmaster and its
+/// backends; for a process without children just the process).
+fn tree_cpu_s(pid: &str) -> Option<f64> {
+    let f = stat_fields(pid)?;
+    let mut ticks = f.get(11)? + f.get(12)? + f.get(13)? + f.get(14)?;
+    let parent: u64 = pid.parse().ok()?;
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let name = e.file_name();
+            let Some(child) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else { continue };
+            if let Some(c) = stat_fields(child) {
+                if c.get(1) == Some(&parent) {
+                    ticks += c.get(11).unwrap_or(&0) + c.get(12).unwrap_or(&0);
+                }
+            }
+        }
+    }
     Some(ticks as f64 / 100.0)
+}
+
+/// Busy CPU seconds of the whole machine, all cores (user, nice, system,
+/// irq, softirq and steal from the first line of /proc/stat).
+fn machine_busy_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).map(|x| x.parse().unwrap_or(0)).collect();
+    Some((f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)? + f.get(7).unwrap_or(&0)) as f64 / 100.0)
+}
+
+/// CPU seconds of keel-bench itself, of every watched process tree and of
+/// the whole machine (last), in the order of `cpu_names`.
+fn cpu_sample(watch: &[(String, String)]) -> Vec<Option<f64>> {
+    let mut v = vec![stat_fields("self").and_then(|f| Some((f.get(11)? + f.get(12)?) as f64 / 100.0))];
+    v.extend(watch.iter().map(|(_, pid)| tree_cpu_s(pid)));
+    v.push(machine_busy_s());
+    v
+}
+
+fn cpu_names(watch: &[(String, String)]) -> Vec<String> {
+    std::iter::once("keel-bench".to_owned()).chain(watch.iter().map(|(n, _)| n.clone())).chain(["machine".to_owned()]).collect()
 }
 
 // ---------------------------------------------------------------- setup-spread
@@ -186,6 +226,9 @@ pub struct CheckoutArgs {
     /// Duration mode: afterwards sum `reserved` over every SKU and compare
     /// it with the orders created.
     pub verify_levels: bool,
+    /// (name, pid) of process trees whose CPU use to report (the server,
+    /// the PostgreSQL postmaster).
+    pub cpu_watch: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -254,13 +297,13 @@ pub async fn checkout(a: CheckoutArgs) -> Result<Value, AnyError> {
     let auth = auth_header(&a.key)?;
     let base: Arc<str> = a.base.trim_end_matches('/').into();
     let skus: Arc<Vec<String>> = Arc::new(a.skus.clone());
+    let sold_out_mode = a.expect.is_some();
     let update_body: Arc<str> = format!(r#"{{"shipping_address":{ADDRESS},"shipping_method_id":{}}}"#, json!(a.shipping_method_id)).into();
     prewarm(&http, &base, &auth, a.clients).await?;
-    let cpu_before = own_cpu_s();
+    let reserved_before = if a.verify_levels && !sold_out_mode { Some(sum_reserved(&http, &base, &auth, &skus).await?) } else { None };
 
     let barrier = Arc::new(tokio::sync::Barrier::new(a.clients + 1));
     let t0_cell = Arc::new(std::sync::OnceLock::<Instant>::new());
-    let sold_out_mode = a.expect.is_some();
     let (timeout, warmup, seconds) = (a.timeout, a.warmup, a.seconds);
     let mut handles = Vec::with_capacity(a.clients);
     for client_no in 0..a.clients {
@@ -395,9 +438,25 @@ pub async fn checkout(a: CheckoutArgs) -> Result<Value, AnyError> {
             t
         }));
     }
+    // CPU is sampled over the measured window: from the start to the last
+    // client's end (sold-out mode), or from the end of the warm-up to the
+    // end (duration mode).
+    let cpu_watch = Arc::new(a.cpu_watch.clone());
+    let cpu_start = if sold_out_mode { cpu_sample(&cpu_watch) } else { Vec::new() };
+    let mut cpu_window = None;
     let _ = t0_cell.set(Instant::now());
     barrier.wait().await;
     let t0 = *t0_cell.get().expect("set above");
+    if !sold_out_mode {
+        let w = cpu_watch.clone();
+        let (from, end) = (t0 + Duration::from_secs_f64(warmup), t0 + Duration::from_secs_f64(warmup + seconds));
+        cpu_window = Some(tokio::spawn(async move {
+            tokio::time::sleep_until(from.into()).await;
+            let a = cpu_sample(&w);
+            tokio::time::sleep_until(end.into()).await;
+            (a, cpu_sample(&w))
+        }));
+    }
 
     let mut all = CoTask::default();
     let mut clients_gave_up = 0usize;
@@ -425,10 +484,18 @@ pub async fn checkout(a: CheckoutArgs) -> Result<Value, AnyError> {
         client_finish_us.push(t.finished_at_us);
     }
     let total_wall = t0.elapsed();
-    let client_cpu_s = match (cpu_before, own_cpu_s()) {
-        (Some(b), Some(e)) => json!(e - b),
-        _ => Value::Null,
+    let (cpu_a, cpu_b, cpu_wall_s) = match cpu_window.take() {
+        Some(h) => {
+            let (x, y) = h.await?;
+            (x, y, seconds)
+        }
+        None => (cpu_start, cpu_sample(&cpu_watch), total_wall.as_secs_f64()),
     };
+    let cpu: serde_json::Map<String, Value> = cpu_names(&a.cpu_watch)
+        .into_iter()
+        .zip(cpu_a.iter().zip(cpu_b.iter()))
+        .map(|(n, (x, y))| (n, match (x, y) { (Some(x), Some(y)) => json!(((y - x) * 100.0).round() / 100.0), _ => Value::Null }))
+        .collect();
     for v in [
         &mut all.lat_create,
         &mut all.lat_line,
@@ -462,7 +529,8 @@ pub async fn checkout(a: CheckoutArgs) -> Result<Value, AnyError> {
         "error_samples": all.samples,
         "wall_s_until_all_clients_done": total_wall.as_secs_f64(),
         "first_client_done_s": client_finish_us.first().map(|&u| u as f64 / 1e6),
-        "client_cpu_s": client_cpu_s,
+        "cpu_s": cpu,
+        "cpu_window_s": cpu_wall_s,
         "latency_complete_201": latency_summary(&all.lat_complete_201),
         "latency_complete_409_sold_out": latency_summary(&all.lat_complete_sold_out),
         "latency_complete_other": latency_summary(&all.lat_complete_other),
@@ -501,22 +569,25 @@ pub async fn checkout(a: CheckoutArgs) -> Result<Value, AnyError> {
         let from_us = (warmup * 1e6) as u64;
         let end_us = from_us + (seconds * 1e6) as u64;
         let in_window: Vec<u64> =
-            all.order_done_at_us.iter().filter(|&&u| u >= from_us && u <= end_us).map(|&u| u - from_us).collect();
+            all.order_done_at_us.iter().filter(|&&u| u >= from_us && u < end_us).map(|&u| u - from_us).collect();
         d.insert("warmup_s".into(), json!(warmup));
         d.insert("seconds".into(), json!(seconds));
         d.insert("orders_in_window".into(), json!(in_window.len()));
         d.insert("checkouts_per_s".into(), json!(in_window.len() as f64 / seconds));
         d.insert("orders_per_second_timeline".into(), json!(per_second(&in_window)));
         d.insert("flows_abandoned_at_end".into(), json!(all.flows_abandoned_at_end));
-        if a.verify_levels {
+        if let Some(before) = reserved_before {
+            // Every order holds its unit until it ships: `reserved` summed
+            // over the SKUs must have grown by exactly the orders created.
             let sum = sum_reserved(&http, &base, &auth, &skus).await;
-            let (reserved, err) = match &sum {
+            let (after, err) = match &sum {
                 Ok(r) => (json!(r), Value::Null),
                 Err(e) => (Value::Null, json!(e.to_string())),
             };
-            d.insert("reserved_sum_all_skus".into(), reserved);
+            d.insert("reserved_sum_before".into(), json!(before));
+            d.insert("reserved_sum_after".into(), after);
             d.insert("reserved_sum_error".into(), err);
-            d.insert("reserved_sum_ok".into(), json!(sum.as_ref().map(|r| *r == orders as i64).unwrap_or(false)));
+            d.insert("reserved_delta_ok".into(), json!(sum.as_ref().map(|r| *r - before == orders as i64).unwrap_or(false)));
         }
     }
     Ok(doc)

@@ -140,6 +140,10 @@ enum Command {
         /// SKU equals the orders created.
         #[arg(long)]
         verify_levels: bool,
+        /// NAME=PID of a process (tree) whose CPU time over the measured
+        /// window to report, e.g. server=1234 postgres=5678 (repeatable).
+        #[arg(long)]
+        cpu_pid: Vec<String>,
     },
 }
 
@@ -171,9 +175,22 @@ async fn main() -> ExitCode {
             timeout,
             request_timeout,
             verify_levels,
+            cpu_pid,
         } => {
             if let Some(prefix) = &sku_prefix {
                 sku.extend((0..sku_count).map(|i| checkout::spread_sku(prefix, i)));
+            }
+            let mut cpu_watch = Vec::new();
+            for w in cpu_pid {
+                match w.split_once('=') {
+                    Some((n, p)) if !n.is_empty() && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                        cpu_watch.push((n.to_owned(), p.to_owned()))
+                    }
+                    _ => {
+                        eprintln!("keel-bench: error: --cpu-pid wants NAME=PID, not `{w}`");
+                        return ExitCode::FAILURE;
+                    }
+                }
             }
             checkout::checkout(checkout::CheckoutArgs {
                 base,
@@ -187,6 +204,7 @@ async fn main() -> ExitCode {
                 timeout: Duration::from_secs(timeout),
                 request_timeout: Duration::from_secs(request_timeout),
                 verify_levels,
+                cpu_watch,
             })
             .await
         }
