@@ -160,11 +160,88 @@ pub fn spawn_workers(app: App, shutdown: watch::Receiver<bool>) -> Vec<JoinHandl
 }
 
 impl App {
-    async fn webhook_endpoint_health(&self, _now: i64) -> Result<Vec<ComponentHealth>> {
-        Ok(Vec::new())
+    async fn webhook_endpoint_health(&self, now: i64) -> Result<Vec<ComponentHealth>> {
+        let stats = self.webhook_endpoint_stats(now).await?;
+        Ok(stats
+            .into_iter()
+            .map(|e| {
+                let oldest = e.oldest_pending_age_micros / 1_000_000;
+                let signals = Signals {
+                    enabled: e.enabled,
+                    last_success_at: e.last_success_at,
+                    last_failure_at: e.last_failure_at,
+                    attempts_1h: e.attempts_1h,
+                    failures_1h: e.failures_1h,
+                    freshness_lag_secs: None,
+                    sla_secs: None,
+                    backlog: e.pending,
+                    oldest_pending_secs: oldest,
+                };
+                let mut state = judge(&signals);
+                if e.circuit_open && state < HealthState::Degraded {
+                    state = HealthState::Degraded;
+                }
+                let detail = e
+                    .disabled_reason
+                    .clone()
+                    .or_else(|| e.circuit_open.then(|| "circuit open after consecutive failures".to_owned()))
+                    .or(e.last_error.clone());
+                ComponentHealth {
+                    kind: "webhook_endpoint",
+                    name: e.url.clone(),
+                    id: e.id,
+                    state,
+                    last_success_at: e.last_success_at.map(to_rfc3339),
+                    last_failure_at: e.last_failure_at.map(to_rfc3339),
+                    error_rate_1h: rate(e.failures_1h, e.attempts_1h),
+                    error_rate_24h: rate(e.failures_24h, e.attempts_24h),
+                    freshness_lag_seconds: None,
+                    sla_seconds: None,
+                    backlog: e.pending,
+                    oldest_pending_seconds: oldest,
+                    detail,
+                }
+            })
+            .collect())
     }
 
-    async fn inbound_integration_health(&self, _now: i64) -> Result<Vec<ComponentHealth>> {
-        Ok(Vec::new())
+    async fn inbound_integration_health(&self, now: i64) -> Result<Vec<ComponentHealth>> {
+        let stats = self.integration_stats(now).await?;
+        Ok(stats
+            .into_iter()
+            .map(|i| {
+                let signals = Signals {
+                    enabled: i.enabled,
+                    last_success_at: i.last_success_at,
+                    last_failure_at: i.last_failure_at,
+                    attempts_1h: i.batches_last_hour,
+                    failures_1h: i.failures_last_hour,
+                    freshness_lag_secs: i.seconds_since_last_success,
+                    sla_secs: Some(i.freshness_sla_seconds),
+                    backlog: 0,
+                    oldest_pending_secs: 0,
+                };
+                let mut state = judge(&signals);
+                if i.enabled && i.last_success_at.is_none() && i.last_failure_at.is_none() && state == HealthState::Healthy {
+                    // Registered but nothing received yet: not known to be fresh.
+                    state = HealthState::Degraded;
+                }
+                ComponentHealth {
+                    kind: "integration",
+                    id: i.id,
+                    name: i.name,
+                    state,
+                    last_success_at: i.last_success_at.map(to_rfc3339),
+                    last_failure_at: i.last_failure_at.map(to_rfc3339),
+                    error_rate_1h: rate(i.failures_last_hour, i.batches_last_hour),
+                    error_rate_24h: rate(i.failures_last_day, i.batches_last_day),
+                    freshness_lag_seconds: i.seconds_since_last_success,
+                    sla_seconds: Some(i.freshness_sla_seconds),
+                    backlog: 0,
+                    oldest_pending_seconds: 0,
+                    detail: i.last_error,
+                }
+            })
+            .collect())
     }
 }

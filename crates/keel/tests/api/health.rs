@@ -19,3 +19,25 @@ async fn metrics_and_health_are_served() {
     assert_eq!(h.status, StatusCode::OK, "{}", h.body);
     assert_eq!((h.body["object"].as_str(), h.body["status"].as_str()), (Some("integration_health"), Some("healthy")));
 }
+
+/// A change of an integration's health raises exactly one alert event.
+#[tokio::test]
+async fn health_changes_raise_one_alert_each() {
+    use keel_domain::time::now_micros;
+    let t = spawn_app().await;
+    let integ = t.post("/integrations", keel_testkit::json!({"name": "3PL feed", "kind": "3pl", "freshness_sla_seconds": 900, "auth": "hmac"})).await;
+    assert_eq!(integ.status, StatusCode::CREATED, "{}", integ.body);
+    let report = t.app.integration_health(now_micros()).await.unwrap();
+    let c = report.components.iter().find(|c| c.kind == "integration").expect("the integration is monitored");
+    assert_eq!(c.state.as_str(), "degraded", "registered, nothing received yet");
+    assert_eq!(c.sla_seconds, Some(900));
+    assert_eq!(t.app.record_health_transitions(now_micros()).await.unwrap(), 1);
+    assert_eq!(t.app.record_health_transitions(now_micros()).await.unwrap(), 0, "one alert per change");
+    let alerts = t.events("type=alert.*", 1).await;
+    assert_eq!(alerts["data"][0]["type"], "alert.raised");
+    assert_eq!(alerts["data"][0]["data"]["to"], "degraded");
+    // An hour past the SLA with no feed: stale.
+    let later = t.app.integration_health(now_micros() + 3_600_000_000).await.unwrap();
+    let c = later.components.iter().find(|c| c.kind == "integration").unwrap();
+    assert!(matches!(c.state.as_str(), "degraded" | "stale"), "{c:?}");
+}
