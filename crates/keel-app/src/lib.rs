@@ -48,6 +48,8 @@ pub struct App {
     pub secrets: secrets::Secrets,
     pub payments: std::sync::Arc<dyn keel_payments::PaymentProvider>,
     pub checkout: checkout::CheckoutConfig,
+    /// Webhook delivery settings and their HTTP client.
+    webhook_runtime: std::sync::Arc<webhooks::Runtime>,
 }
 
 impl App {
@@ -58,7 +60,8 @@ impl App {
         let payments = payments::PaymentsConfig::Test { webhook_secret }
             .provider(&store)
             .expect("the test provider needs no configuration");
-        App { store, secrets, payments, checkout: checkout::CheckoutConfig::default() }
+        let webhook_runtime = std::sync::Arc::new(webhooks::Runtime::new(webhooks::WebhookConfig::from_env()));
+        App { store, secrets, payments, checkout: checkout::CheckoutConfig::default(), webhook_runtime }
     }
 
     pub fn with_payments(mut self, provider: std::sync::Arc<dyn keel_payments::PaymentProvider>) -> App {

@@ -49,7 +49,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
@@ -130,13 +130,13 @@ impl WebhookConfig {
 }
 
 /// A config and the HTTP client built for it.
-struct Runtime {
+pub struct Runtime {
     config: WebhookConfig,
     client: reqwest::Client,
 }
 
 impl Runtime {
-    fn new(config: WebhookConfig) -> Runtime {
+    pub fn new(config: WebhookConfig) -> Runtime {
         let mut b = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
@@ -152,46 +152,20 @@ impl Runtime {
     }
 }
 
-type Registry = Mutex<Vec<(Weak<dyn keel_payments::PaymentProvider>, Arc<Runtime>)>>;
-
-/// Per-app webhook settings live beside `App` (keyed by the identity of its
-/// payment provider, which every clone shares) so the app's fields stay as
-/// they are. Entries of dropped apps are ignored and pruned.
-fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| Mutex::new(Vec::new()))
-}
-
-fn identity(app: &App) -> *const () {
-    Arc::as_ptr(&app.payments) as *const ()
-}
-
 impl App {
-    /// Sets the webhook delivery settings. Call it after
-    /// [`App::with_payments`] (the settings follow the app's provider).
-    /// Without it, [`WebhookConfig::from_env`] applies.
-    pub fn with_webhook_config(self, config: WebhookConfig) -> App {
-        let runtime = Arc::new(Runtime::new(config));
-        let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
-        reg.retain(|(w, _)| w.strong_count() > 0 && w.as_ptr() as *const () != identity(&self));
-        reg.push((Arc::downgrade(&self.payments), runtime));
-        drop(reg);
+    /// Sets the webhook delivery settings; without it,
+    /// [`WebhookConfig::from_env`] applies.
+    pub fn with_webhook_config(mut self, config: WebhookConfig) -> App {
+        self.webhook_runtime = Arc::new(Runtime::new(config));
         self
     }
 
     pub fn webhook_config(&self) -> WebhookConfig {
-        self.webhook_runtime().config.clone()
+        self.webhook_runtime.config.clone()
     }
 
     fn webhook_runtime(&self) -> Arc<Runtime> {
-        let me = identity(self);
-        let reg = registry().lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, rt)) = reg.iter().find(|(w, _)| w.strong_count() > 0 && w.as_ptr() as *const () == me) {
-            return rt.clone();
-        }
-        drop(reg);
-        static DEFAULT: OnceLock<Arc<Runtime>> = OnceLock::new();
-        DEFAULT.get_or_init(|| Arc::new(Runtime::new(WebhookConfig::from_env()))).clone()
+        self.webhook_runtime.clone()
     }
 }
 
