@@ -78,8 +78,10 @@ impl App {
             let (events, micros) = outbox::lag(&mut conn, &name).await?;
             let lag_secs = micros / 1_000_000;
             let signals = Signals { enabled: true, backlog: events, oldest_pending_secs: lag_secs, ..Signals::default() };
+            let detail = if name == crate::purge::CONSUMER { self.purge_last_error() } else { None };
             let mut state = judge(&signals);
-            if state == HealthState::Healthy && lag_secs > 5 {
+            if state == HealthState::Healthy && (lag_secs > 5 || detail.is_some()) {
+                // Behind, or (CDN purge) its last call failed.
                 state = HealthState::Degraded;
             }
             out.push(ComponentHealth {
@@ -95,7 +97,7 @@ impl App {
                 sla_seconds: None,
                 backlog: events,
                 oldest_pending_seconds: lag_secs,
-                detail: None,
+                detail,
             });
         }
         Ok(out)

@@ -18,6 +18,7 @@ pub mod inventory;
 pub mod locations;
 pub mod orders;
 pub mod payments;
+pub mod purge;
 pub mod reservations;
 pub mod secrets;
 pub mod shipping;
@@ -50,18 +51,28 @@ pub struct App {
     pub checkout: checkout::CheckoutConfig,
     /// Webhook delivery settings and their HTTP client.
     webhook_runtime: std::sync::Arc<webhooks::Runtime>,
+    /// CDN purge settings and the in-process invalidation channel (see [`purge`]).
+    pub cache: std::sync::Arc<purge::CacheRuntime>,
 }
 
 impl App {
     /// An app with the built-in test payment provider and default checkout
-    /// settings; see [`App::with_payments`] and [`App::with_checkout`].
+    /// settings, and no CDN; see [`App::with_payments`], [`App::with_checkout`]
+    /// and [`App::with_purge_config`].
     pub fn new(store: Store, secrets: secrets::Secrets) -> App {
         let webhook_secret = format!("whsec_{}", &secrets.blind_index("keel/test-provider/webhook-secret")[..32]);
         let payments = payments::PaymentsConfig::Test { webhook_secret }
             .provider(&store)
             .expect("the test provider needs no configuration");
         let webhook_runtime = std::sync::Arc::new(webhooks::Runtime::new(webhooks::WebhookConfig::from_env()));
-        App { store, secrets, payments, checkout: checkout::CheckoutConfig::default(), webhook_runtime }
+        App {
+            store,
+            secrets,
+            payments,
+            checkout: checkout::CheckoutConfig::default(),
+            webhook_runtime,
+            cache: std::sync::Arc::new(purge::CacheRuntime::new(purge::PurgeConfig::default())),
+        }
     }
 
     pub fn with_payments(mut self, provider: std::sync::Arc<dyn keel_payments::PaymentProvider>) -> App {

@@ -18,6 +18,7 @@ pub mod locations;
 pub mod migrate;
 pub mod orders;
 pub mod outbox;
+pub mod purge;
 pub mod reservations;
 pub mod shipping;
 pub mod webhooks;

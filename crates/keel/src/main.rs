@@ -94,7 +94,8 @@ async fn open(cli: &Cli) -> Result<App, AnyError> {
     }
     let key = std::env::var("KEEL_SECRET_KEY").ok();
     let secrets = keel_app::secrets::Secrets::load(key.as_deref(), &cli.data_dir)?;
-    let mut app = App::new(store, secrets).with_checkout(checkout_config()?);
+    let purge = keel_app::purge::PurgeConfig::from_env()?;
+    let mut app = App::new(store, secrets).with_checkout(checkout_config()?).with_purge_config(purge);
     if let Some(payments) = payments_config()? {
         let provider = payments.provider(&app.store)?;
         app = app.with_payments(provider);

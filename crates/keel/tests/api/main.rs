@@ -13,6 +13,7 @@ mod feeds;
 mod health;
 mod inventory;
 mod properties;
+mod purge;
 mod recovery;
 mod reservations;
 mod stripe;
