@@ -20,6 +20,7 @@ pub mod orders;
 pub mod payments;
 pub mod reservations;
 pub mod secrets;
+pub mod sessions;
 pub mod shipping;
 pub mod views;
 pub mod webhooks;

@@ -19,6 +19,7 @@ pub mod migrate;
 pub mod orders;
 pub mod outbox;
 pub mod reservations;
+pub mod sessions;
 pub mod shipping;
 pub mod webhooks;
 
