@@ -27,11 +27,23 @@ pub struct AppState {
     pub app: App,
     pub keys: Arc<auth::KeyCache>,
     pub http: Arc<metrics::HttpMetrics>,
+    /// Storefront settings (public URL, cookie security, currency).
+    pub storefront: Arc<storefront::session::StorefrontConfig>,
 }
 
 impl AppState {
     pub fn new(app: App) -> AppState {
-        AppState { app, keys: Arc::new(auth::KeyCache::default()), http: Arc::new(metrics::HttpMetrics::default()) }
+        AppState {
+            app,
+            keys: Arc::new(auth::KeyCache::default()),
+            http: Arc::new(metrics::HttpMetrics::default()),
+            storefront: Arc::new(storefront::session::StorefrontConfig::default()),
+        }
+    }
+
+    pub fn with_storefront(mut self, config: storefront::session::StorefrontConfig) -> AppState {
+        self.storefront = Arc::new(config);
+        self
     }
 }
 

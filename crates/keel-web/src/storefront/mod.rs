@@ -2,7 +2,14 @@
 //! Handlers build a template, then [`respond`] adds the caching and security
 //! headers every page needs, so each page states only its cache policy.
 
+mod account;
+mod cart;
+mod checkout;
+mod csrf;
+mod form;
 mod home;
+mod orders;
+pub mod session;
 
 use crate::AppState;
 use askama::Template;
@@ -16,12 +23,17 @@ use sha2::{Digest, Sha256};
 use std::sync::LazyLock;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/", get(home::show))
+    Router::new()
+        .route("/", get(home::show))
+        .merge(cart::router())
+        .merge(checkout::router())
+        .merge(orders::router())
+        .merge(account::router())
 }
 
 /// The one stylesheet, inlined in every page: it is small enough that a
 /// separate request would cost more than the bytes it saves.
-pub const STYLESHEET: &str = include_str!("../../static/store.css");
+pub const STYLESHEET: &str = concat!(include_str!("../../static/store.css"), include_str!("../../static/checkout.css"));
 
 /// `style-src` allows exactly the inline stylesheet above, by hash, so the
 /// policy needs no `'unsafe-inline'`.
