@@ -231,7 +231,7 @@ async fn change(s: &AppState, headers: &HeaderMap, visitor: &Visitor, line_id: &
         None => s.app.remove_cart_line(&actor, &cart.id, line_id).await,
     };
     match outcome {
-        Ok(_) => form::see_other("/cart"),
+        Ok(_) => visitor.finish(form::see_other("/cart")),
         Err(e) => match explain(&e) {
             Some((status, m)) => render(s, headers, visitor, status, problem(m)).await,
             None => failed(headers, "changing the cart", e),
