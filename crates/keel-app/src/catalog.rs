@@ -474,6 +474,14 @@ impl App {
         Ok(VariantView::from_row(v))
     }
 
+    /// A variant by id (the storefront's add-to-cart form sends ids).
+    pub async fn variant_by_id(&self, id: &str) -> Result<VariantView> {
+        keel_domain::ids::VariantId::parse("variant_id", id).map_err(|_| AppError::not_found_at("variant", id, "variant_id"))?;
+        let mut conn = self.store.reader().await?;
+        let v = db::variant_by_id(&mut conn, id).await?.ok_or_else(|| AppError::not_found_at("variant", id, "variant_id"))?;
+        Ok(VariantView::from_row(v))
+    }
+
     pub async fn create_channel(&self, actor: &Actor, input: NewChannel) -> Result<ChannelView> {
         let name = rules::text("name", &input.name, 255)?;
         let handle = match &input.handle {

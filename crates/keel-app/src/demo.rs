@@ -1,5 +1,6 @@
 //! The demo shop behind `keel serve --demo`: three locations, a sales
-//! channel, twenty products with variants and prices, stock, and one bundle.
+//! channel, twenty products with variants and prices, stock, one bundle, and
+//! US shipping methods and tax for the storefront's checkout.
 //! Seeding is idempotent: it does nothing if the demo channel exists.
 
 use crate::catalog::{ComponentInput, NewChannel, NewProduct, PriceInput, VariantInput};
@@ -145,6 +146,24 @@ impl App {
             )
             .await?;
         }
+        // What the storefront's checkout needs: shipping and tax for the US.
+        for (name, amount, countries) in [("Standard (3–5 business days)", 500, vec!["US", "CA"]), ("Express (1–2 business days)", 1500, vec!["US"])] {
+            self.create_shipping_method(
+                &actor,
+                crate::shipping::NewShippingMethod {
+                    name: name.into(),
+                    currency: "USD".into(),
+                    amount,
+                    countries: countries.into_iter().map(str::to_owned).collect(),
+                },
+            )
+            .await?;
+        }
+        self.set_tax_rate(
+            &actor,
+            crate::shipping::TaxRateInput { country: "US".into(), region: None, rate_bps: 800, inclusive: false, shipping_taxable: true },
+        )
+        .await?;
         let channel = self.create_channel(&actor, NewChannel { name: "Online Store".into(), handle: Some(CHANNEL_HANDLE.into()) }).await?;
         let mut conn = self.store.reader().await?;
         let ids: Vec<String> = keel_store::catalog::list_products(&mut conn, None, None, 1000).await?.into_iter().map(|p| p.id).collect();

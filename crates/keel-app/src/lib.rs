@@ -21,6 +21,7 @@ pub mod payments;
 pub mod purge;
 pub mod reservations;
 pub mod secrets;
+pub mod sessions;
 pub mod shipping;
 pub mod views;
 pub mod webhooks;

@@ -254,6 +254,20 @@ pub async fn variant_by_sku(conn: &mut AnyConnection, sku: &str) -> Result<Optio
     Ok(v.pop())
 }
 
+pub async fn variant_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<VariantRow>> {
+    let row = sqlx::query(
+        "SELECT id, product_id, sku, title, options, position, archived_at, created_at, updated_at FROM variants \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut v = vec![variant_from_row(&row)?];
+    fill_details(conn, &mut v).await?;
+    Ok(v.pop())
+}
+
 async fn fill_details(conn: &mut AnyConnection, variants: &mut [VariantRow]) -> Result<()> {
     if variants.is_empty() {
         return Ok(());

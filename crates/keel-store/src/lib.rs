@@ -20,6 +20,7 @@ pub mod orders;
 pub mod outbox;
 pub mod purge;
 pub mod reservations;
+pub mod sessions;
 pub mod shipping;
 pub mod webhooks;
 

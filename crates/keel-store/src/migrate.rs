@@ -48,6 +48,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_health.sql"),
         postgres: include_str!("../migrations/postgres/0006_health.sql"),
     },
+    Migration {
+        version: 10,
+        name: "sessions",
+        sqlite: include_str!("../migrations/sqlite/0010_sessions.sql"),
+        postgres: include_str!("../migrations/postgres/0010_sessions.sql"),
+    },
 ];
 
 /// FNV-1a: a stable fingerprint, not a security measure.

@@ -1,6 +1,6 @@
-//! Keel's HTTP edge: the JSON API under `/api/v1` with its own
-//! authentication, idempotency and error layers. Handlers are thin: parse,
-//! call one use case, map the result.
+//! Keel's HTTP edge: the storefront (server-rendered HTML) at `/`, and the
+//! JSON API under `/api/v1` with its own authentication, idempotency and
+//! error layers. Handlers are thin: parse, call one use case, map the result.
 
 pub mod api;
 pub mod auth;
@@ -9,6 +9,7 @@ pub mod extract;
 pub mod hooks;
 pub mod idempotency;
 pub mod metrics;
+pub mod storefront;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -26,11 +27,23 @@ pub struct AppState {
     pub app: App,
     pub keys: Arc<auth::KeyCache>,
     pub http: Arc<metrics::HttpMetrics>,
+    /// Storefront settings (public URL, cookie security, currency).
+    pub storefront: Arc<storefront::session::StorefrontConfig>,
 }
 
 impl AppState {
     pub fn new(app: App) -> AppState {
-        AppState { app, keys: Arc::new(auth::KeyCache::default()), http: Arc::new(metrics::HttpMetrics::default()) }
+        AppState {
+            app,
+            keys: Arc::new(auth::KeyCache::default()),
+            http: Arc::new(metrics::HttpMetrics::default()),
+            storefront: Arc::new(storefront::session::StorefrontConfig::default()),
+        }
+    }
+
+    pub fn with_storefront(mut self, config: storefront::session::StorefrontConfig) -> AppState {
+        self.storefront = Arc::new(config);
+        self
     }
 }
 
@@ -48,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .merge(hooks::router())
         .merge(api::integrations::hooks_router())
+        .merge(storefront::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
@@ -61,8 +75,16 @@ async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn not_found() -> Response {
-    ApiError::not_found("no such route").into_response()
+/// Unknown paths: a JSON error for machine routes, the storefront's 404 page
+/// for everything else.
+async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    let path = uri.path();
+    let machine = ["/api/", "/hooks/", "/metrics", "/healthz"].iter().any(|p| path.starts_with(p));
+    if machine {
+        ApiError::not_found("no such route").into_response()
+    } else {
+        storefront::not_found(&headers)
+    }
 }
 
 async fn method_not_allowed() -> Response {

@@ -148,6 +148,20 @@ fn checkout_config() -> Result<keel_app::checkout::CheckoutConfig, AnyError> {
     Ok(c)
 }
 
+/// `KEEL_PUBLIC_URL` (the shop's address: forms must come from its origin,
+/// and `https://` makes the session cookie `Secure`) and
+/// `KEEL_STORE_CURRENCY` (new carts' currency, default USD).
+fn storefront_config() -> Result<keel_web::storefront::session::StorefrontConfig, AnyError> {
+    let mut c = keel_web::storefront::session::StorefrontConfig::default();
+    if let Some(url) = env("KEEL_PUBLIC_URL") {
+        c = c.with_public_url(&url)?;
+    }
+    if let Some(currency) = env("KEEL_STORE_CURRENCY") {
+        c = c.with_currency(&currency)?;
+    }
+    Ok(c)
+}
+
 async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
     match &cli.command {
         Command::Migrate => {
@@ -183,6 +197,7 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { listen, demo, no_workers } => {
+            let storefront = storefront_config()?;
             let app = open(&cli).await?;
             let mut demo_key = None;
             if *demo {
@@ -198,6 +213,7 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             let workers = if *no_workers { Vec::new() } else { keel_app::workers::spawn_all(app.clone(), shutdown_rx.clone()) };
             let base = format!("http://{addr}");
             println!("Keel {} is serving on {base}", env!("CARGO_PKG_VERSION"));
+            println!("  Shop      {base}/");
             println!("  API       {base}/api/v1");
             println!("  OpenAPI   {base}/api/v1/openapi.json");
             println!("  Database  {}", Location::resolve(cli.database_url.as_deref(), &cli.data_dir).describe());
@@ -205,7 +221,7 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
                 println!("  Demo key  {key}");
                 println!("  Try:      curl -H 'Authorization: Bearer {key}' {base}/api/v1/products");
             }
-            let router = keel_web::router(keel_web::AppState::new(app.clone()));
+            let router = keel_web::router(keel_web::AppState::new(app.clone()).with_storefront(storefront));
             axum::serve(listener, router)
                 .with_graceful_shutdown(async move {
                     shutdown_signal().await;

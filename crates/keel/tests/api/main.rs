@@ -16,5 +16,6 @@ mod properties;
 mod purge;
 mod recovery;
 mod reservations;
+mod storefront_checkout;
 mod stripe;
 mod webhooks;
