@@ -14,6 +14,8 @@ pub mod events;
 pub mod feeds;
 pub mod health;
 pub mod idempotency;
+pub mod images;
+pub mod imaging;
 pub mod inventory;
 pub mod locations;
 pub mod orders;
@@ -48,6 +50,7 @@ pub struct App {
     pub secrets: secrets::Secrets,
     pub payments: std::sync::Arc<dyn keel_payments::PaymentProvider>,
     pub checkout: checkout::CheckoutConfig,
+    pub media: images::Media,
 }
 
 impl App {
@@ -58,7 +61,13 @@ impl App {
         let payments = payments::PaymentsConfig::Test { webhook_secret }
             .provider(&store)
             .expect("the test provider needs no configuration");
-        App { store, secrets, payments, checkout: checkout::CheckoutConfig::default() }
+        App { store, secrets, payments, checkout: checkout::CheckoutConfig::default(), media: images::Media::new("keel-data/media") }
+    }
+
+    /// Where generated image files are written (default `keel-data/media`).
+    pub fn with_media_dir(mut self, dir: impl Into<std::path::PathBuf>) -> App {
+        self.media = images::Media::new(dir);
+        self
     }
 
     pub fn with_payments(mut self, provider: std::sync::Arc<dyn keel_payments::PaymentProvider>) -> App {

@@ -48,6 +48,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_health.sql"),
         postgres: include_str!("../migrations/postgres/0006_health.sql"),
     },
+    Migration {
+        version: 7,
+        name: "images",
+        sqlite: include_str!("../migrations/sqlite/0007_images.sql"),
+        postgres: include_str!("../migrations/postgres/0007_images.sql"),
+    },
 ];
 
 /// FNV-1a: a stable fingerprint, not a security measure.

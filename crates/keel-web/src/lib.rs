@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod hooks;
 pub mod idempotency;
+pub mod media;
 pub mod metrics;
 
 use axum::extract::DefaultBodyLimit;
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(healthz))
         .merge(hooks::router())
+        .merge(media::router())
         .merge(api::integrations::hooks_router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
