@@ -5,7 +5,7 @@
 //! content-addressed (`{image id}/{width}-{hash}.{ext}`), so their URLs can be
 //! cached forever.
 
-use crate::imaging::{self, Rendered};
+use keel_imaging::{self as imaging, Rendered};
 use crate::views::Page;
 use crate::{in_tx, Actor, App, AppError, Result};
 use keel_domain::ids::{ImageId, ProductId, VariantId};

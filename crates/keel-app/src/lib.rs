@@ -15,7 +15,6 @@ pub mod feeds;
 pub mod health;
 pub mod idempotency;
 pub mod images;
-pub mod imaging;
 pub mod inventory;
 pub mod locations;
 pub mod orders;

@@ -329,3 +329,27 @@ async fn media_names_are_strict() {
     }
     assert_eq!(reqwest::get(format!("{}{good}", t.base)).await.unwrap().status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_demo_shop_has_an_image_per_product() {
+    let t = spawn_app().await;
+    let started = std::time::Instant::now();
+    assert!(t.app.seed_demo().await.unwrap());
+    eprintln!("demo seeded in {:?}", started.elapsed());
+    let page = t.get("/products?limit=100").await;
+    let ids: Vec<String> = page.body["data"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect();
+    let images = t.app.images_for_products(&ids).await.unwrap();
+    assert_eq!(images.len(), 20);
+    assert_eq!(images.len(), ids.len(), "every product has one");
+    let mut hashes = std::collections::BTreeSet::new();
+    for imgs in images.values() {
+        assert_eq!(imgs.len(), 1);
+        assert_eq!((imgs[0].width, imgs[0].height), (1200, 1200));
+        assert_eq!(imgs[0].variants.len(), 6, "320, 640 and 960 in two formats");
+        hashes.insert(imgs[0].content_hash.clone());
+        let picture = keel_web::media::Picture::from_image(&imgs[0]).unwrap();
+        assert!(picture.webp_srcset.is_some(), "lossless WebP wins on flat artwork");
+    }
+    assert_eq!(hashes.len(), images.len(), "a different image per product");
+    check_served(&t, &serde_json::to_value(&images.values().next().unwrap()[0]).unwrap()).await;
+}

@@ -1,5 +1,7 @@
-//! Decoding an upload and rendering its responsive variants. Synchronous and
-//! CPU-bound: use cases run it on the blocking pool. Dimensions are read
+//! Decoding an upload and rendering its responsive variants. Synchronous,
+//! CPU-bound and free of I/O: use cases run it on the blocking pool. A crate
+//! of its own so debug builds can optimise it (the codecs' generic code is
+//! compiled here). Dimensions are read
 //! from the header and checked before any pixel is decoded, and every
 //! decoder error (or panic) becomes an [`Invalid`], never a crash.
 
@@ -177,6 +179,50 @@ fn flatten(img: &DynamicImage) -> RgbImage {
     }
 }
 
+/// A 1200×1200 PNG placeholder (the demo shop's product pictures), the
+/// `n`th of `count`: flat artwork in its own hue (a backdrop, a floor band
+/// and a disc), so listings look distinct and files stay small.
+pub fn placeholder_png(n: usize, count: usize) -> Vec<u8> {
+    const SIZE: u32 = 1200;
+    let hue = (n as f32 * 360.0 / count.max(1) as f32) % 360.0;
+    let rgb = |c: [f32; 3]| image::Rgb([c[0] as u8, c[1] as u8, c[2] as u8]);
+    let mut img = image::RgbImage::from_pixel(SIZE, SIZE, rgb(hsv(hue, 0.25, 0.97)));
+    let floor = rgb(hsv(hue, 0.35, 0.88));
+    for y in SIZE * 3 / 4..SIZE {
+        for x in 0..SIZE {
+            img.put_pixel(x, y, floor);
+        }
+    }
+    let disc = rgb(hsv((hue + 25.0) % 360.0, 0.7, 0.75));
+    let (cx, cy, r) = (SIZE as i64 / 2, SIZE as i64 * 11 / 20, SIZE as i64 * 3 / 10);
+    for y in (cy - r)..=(cy + r) {
+        let half = ((r * r - (y - cy) * (y - cy)) as f64).sqrt() as i64;
+        for x in (cx - half)..=(cx + half) {
+            img.put_pixel(x as u32, y as u32, disc);
+        }
+    }
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("encoding a PNG in memory");
+    out.into_inner()
+}
+
+fn hsv(h: f32, s: f32, v: f32) -> [f32; 3] {
+    let c = v * s;
+    let x = c * (1.0 - ((h / 60.0) % 2.0 - 1.0).abs());
+    let (r, g, b) = match (h / 60.0) as u32 {
+        0 => (c, x, 0.0),
+        1 => (x, c, 0.0),
+        2 => (0.0, c, x),
+        3 => (0.0, x, c),
+        4 => (x, 0.0, c),
+        _ => (c, 0.0, x),
+    };
+    let m = v - c;
+    [(r + m) * 255.0, (g + m) * 255.0, (b + m) * 255.0]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +281,13 @@ mod tests {
         assert_eq!(render("body", &truncated, SourceFormat::Png).unwrap_err().code, "invalid_image");
         let e = render("body", &png(10, 10), SourceFormat::Jpeg).unwrap_err();
         assert!(e.message.contains("image/png"), "{}", e.message);
+    }
+
+    #[test]
+    fn placeholders_differ_and_decode() {
+        let (a, b) = (placeholder_png(0, 20), placeholder_png(1, 20));
+        assert_ne!(a, b);
+        assert_eq!(probe("body", &a, SourceFormat::Png).unwrap(), (1200, 1200));
     }
 
     #[test]
