@@ -86,6 +86,10 @@ fn open<'a>(field: &str, bytes: &'a [u8], declared: SourceFormat) -> Result<impl
         }
         None => return Err(Invalid::new(field, "invalid_image", format!("the body is not {}", mime(declared)))),
     }
+    if declared == SourceFormat::Jpeg && !jpeg_is_complete(bytes) {
+        // The JPEG decoder fills in missing scan data silently.
+        return Err(Invalid::new(field, "invalid_image", "the JPEG is truncated (no end-of-image marker)"));
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), image_format(declared));
     let mut limits = Limits::default();
     limits.max_image_width = Some(rules::MAX_SIDE);
@@ -93,6 +97,31 @@ fn open<'a>(field: &str, bytes: &'a [u8], declared: SourceFormat) -> Result<impl
     limits.max_alloc = Some(MAX_DECODE_ALLOC);
     reader.limits(limits);
     reader.into_decoder().map_err(|e| decode_error(field, declared, e))
+}
+
+/// Whether a JPEG's main image has its end-of-image marker: walks the
+/// marker segments (skipping APPn payloads, which may hold a thumbnail with
+/// markers of its own) to the first scan, then looks for `FF D9` after it.
+/// Scan data stuffs every `FF` byte, so a `FF D9` there is a real marker.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let mut i = 2;
+    while i + 1 < bytes.len() {
+        if bytes[i] != 0xFF {
+            return false;
+        }
+        let marker = bytes[i + 1];
+        match marker {
+            0xFF => i += 1,
+            0xD9 => return true,
+            0x01 | 0xD0..=0xD7 => i += 2,
+            0xDA => return bytes[i + 2..].windows(2).any(|w| w == [0xFF, 0xD9]),
+            _ => {
+                let Some(len) = bytes.get(i + 2..i + 4) else { return false };
+                i += 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+            }
+        }
+    }
+    false
 }
 
 /// Width and height from the header alone, checked against the limits.
@@ -288,6 +317,30 @@ mod tests {
         let (a, b) = (placeholder_png(0, 20), placeholder_png(1, 20));
         assert_ne!(a, b);
         assert_eq!(probe("body", &a, SourceFormat::Png).unwrap(), (1200, 1200));
+    }
+
+    #[test]
+    fn truncated_files_are_invalid_in_every_format() {
+        let img = DynamicImage::ImageRgb8(RgbImage::from_fn(600, 400, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, 90])));
+        for (f, sf) in [(ImageFormat::Jpeg, SourceFormat::Jpeg), (ImageFormat::WebP, SourceFormat::Webp), (ImageFormat::Png, SourceFormat::Png)] {
+            let mut out = Cursor::new(Vec::new());
+            img.write_to(&mut out, f).unwrap();
+            let mut b = out.into_inner();
+            assert!(render("body", &b, sf).is_ok());
+            b.truncate(b.len() * 2 / 3);
+            assert_eq!(render("body", &b, sf).unwrap_err().code, "invalid_image", "{f:?}");
+        }
+    }
+
+    #[test]
+    fn jpeg_completeness_skips_segments() {
+        // SOI, an APP1 whose payload holds a complete thumbnail (FF DA … FF D9), then the main scan.
+        let mut b = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x08, 0xFF, 0xDA, 0x01, 0xFF, 0xD9, 0x00];
+        b.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x03, 0x01, 0x12, 0xFF, 0x00, 0x34]);
+        assert!(!jpeg_is_complete(&b), "the thumbnail's end is not the image's");
+        b.extend_from_slice(&[0xFF, 0xD9]);
+        assert!(jpeg_is_complete(&b));
+        assert!(!jpeg_is_complete(&[0xFF, 0xD8]));
     }
 
     #[test]

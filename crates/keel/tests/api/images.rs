@@ -182,6 +182,11 @@ async fn bad_uploads_are_refused_and_leave_nothing_behind() {
     let r = upload(&t, id, "", "image/png", truncated).await;
     assert_eq!((r.status, r.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_image"), "{}", r.body);
 
+    let mut truncated = jpeg(600, 600);
+    truncated.truncate(truncated.len() * 2 / 3);
+    let r = upload(&t, id, "", "image/jpeg", truncated).await;
+    assert_eq!((r.status, r.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_image"), "{}", r.body);
+
     let r = upload(&t, id, "", "image/jpeg", png(50, 50)).await;
     assert_eq!((r.status, r.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_image"), "a PNG sent as JPEG: {}", r.body);
 
@@ -299,6 +304,17 @@ async fn idempotent_uploads_replay_even_above_the_json_limit() {
     assert_eq!(b.headers["idempotent-replayed"], "true");
     assert_eq!(a.body["id"], b.body["id"]);
     assert_eq!(t.get(&format!("/products/{id}/images")).await.body["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn image_endpoints_are_in_the_openapi_document() {
+    let t = spawn_app().await;
+    let doc = t.get("/openapi.json").await.body;
+    let paths = &doc["paths"];
+    assert!(paths["/products/{id}/images"]["post"]["requestBody"].is_object(), "{}", paths["/products/{id}/images"]);
+    assert!(paths["/products/{id}/images"]["get"].is_object());
+    assert!(paths["/products/{id}/images/{image_id}"]["delete"].is_object());
+    assert!(doc["components"]["schemas"]["ImageView"].is_object());
 }
 
 #[tokio::test]
