@@ -21,11 +21,25 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio::sync::Semaphore;
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 
 /// The URL prefix generated files are served under.
 pub const MEDIA_PREFIX: &str = "/media";
+/// A directory with no image row older than this is a leftover (an upload
+/// that died between writing its files and committing, or a delete whose
+/// file removal failed), never an upload still in progress.
+pub const ORPHAN_AGE: Duration = Duration::from_secs(3600);
+
+pub fn spawn_workers(app: App, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    vec![crate::workers::spawn_every("media-sweep", Duration::from_secs(3600), shutdown, move || {
+        let app = app.clone();
+        async move { app.sweep_orphan_media(ORPHAN_AGE).await }
+    })]
+}
+
 /// The field uploads are reported under in errors: the request body.
 const BODY: &str = "body";
 
@@ -71,6 +85,28 @@ impl Media {
             let _ = d.sync_all();
         }
         Ok(())
+    }
+
+    /// Image directories last modified more than `min_age` ago.
+    fn directories_older_than(&self, min_age: Duration) -> std::io::Result<Vec<String>> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            if ImageId::parse("id", &name).is_err() {
+                continue;
+            }
+            let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
+            if age >= min_age {
+                out.push(name);
+            }
+        }
+        Ok(out)
     }
 
     fn remove_files(&self, image_id: &str) {
@@ -364,6 +400,29 @@ impl App {
         let media = self.media.clone();
         let id = image_id.to_owned();
         let _ = tokio::task::spawn_blocking(move || media.remove_files(&id)).await;
+    }
+
+    /// Removes image directories older than `min_age` that no image row
+    /// refers to; returns how many.
+    pub async fn sweep_orphan_media(&self, min_age: Duration) -> Result<u64> {
+        let media = self.media.clone();
+        let candidates = tokio::task::spawn_blocking(move || media.directories_older_than(min_age))
+            .await
+            .map_err(|_| keel_store::StoreError::Io("media sweep stopped".into()))?
+            .map_err(|e| keel_store::StoreError::Io(e.to_string()))?;
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        let known: std::collections::HashSet<String> = {
+            let mut conn = self.store.reader().await?;
+            db::existing_ids(&mut conn, &candidates).await?.into_iter().collect()
+        };
+        let mut removed = 0;
+        for id in candidates.into_iter().filter(|id| !known.contains(id)) {
+            self.remove_media(&id).await;
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// The images of a product in display order.

@@ -166,6 +166,22 @@ pub async fn count_for_product(conn: &mut AnyConnection, product_id: &str) -> Re
     Ok(row.try_get("n")?)
 }
 
+/// Which of `ids` are recorded images.
+pub async fn existing_ids(conn: &mut AnyConnection, ids: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!("SELECT id FROM product_images WHERE id IN ({})", placeholders(chunk.len()));
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.as_str());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            out.push(r.try_get("id")?);
+        }
+    }
+    Ok(out)
+}
+
 /// Bumps the product's version (image changes are product changes) and
 /// locks its row for the rest of the transaction; `None` if it is gone.
 pub async fn touch_product(conn: &mut AnyConnection, product_id: &str, now: i64) -> Result<Option<i64>> {

@@ -297,13 +297,15 @@ async fn idempotent_uploads_replay_even_above_the_json_limit() {
     let id = p["id"].as_str().unwrap();
     let body = noisy_png(800, 800);
     assert!(body.len() > 1024 * 1024, "{} bytes", body.len());
+    let plain = upload(&t, id, "", "image/png", body.clone()).await;
+    assert_eq!(plain.status, StatusCode::CREATED, "the upload route has its own body limit: {}", plain.body);
     let a = upload_with(&t, id, "", Some("image/png"), body.clone(), &[("Idempotency-Key", "img-1")]).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
     let b = upload_with(&t, id, "", Some("image/png"), body, &[("Idempotency-Key", "img-1")]).await;
     assert_eq!(b.status, StatusCode::CREATED);
     assert_eq!(b.headers["idempotent-replayed"], "true");
     assert_eq!(a.body["id"], b.body["id"]);
-    assert_eq!(t.get(&format!("/products/{id}/images")).await.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(t.get(&format!("/products/{id}/images")).await.body["data"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -315,6 +317,25 @@ async fn image_endpoints_are_in_the_openapi_document() {
     assert!(paths["/products/{id}/images"]["get"].is_object());
     assert!(paths["/products/{id}/images/{image_id}"]["delete"].is_object());
     assert!(doc["components"]["schemas"]["ImageView"].is_object());
+}
+
+#[tokio::test]
+async fn the_sweep_removes_only_files_no_image_refers_to() {
+    let t = spawn_app().await;
+    let p = t.product("Tee", &["TEE"]).await;
+    let id = p["id"].as_str().unwrap();
+    let img = upload(&t, id, "", "image/png", png(400, 300)).await.body;
+    let media = t.db.dir.join("media");
+    let orphan = media.join("img_0193aaaaaaaa7aaa8aaaaaaaaaaaaaaa");
+    std::fs::create_dir_all(&orphan).unwrap();
+    std::fs::write(orphan.join("320-0123456789abcdef.webp"), b"left over").unwrap();
+    std::fs::write(media.join("README"), b"not an image directory").unwrap();
+
+    assert_eq!(t.app.sweep_orphan_media(std::time::Duration::from_secs(3600)).await.unwrap(), 0, "too recent to judge");
+    assert_eq!(t.app.sweep_orphan_media(std::time::Duration::ZERO).await.unwrap(), 1);
+    assert!(!orphan.exists());
+    assert!(media.join("README").exists());
+    check_served(&t, &img).await;
 }
 
 #[tokio::test]
