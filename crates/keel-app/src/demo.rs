@@ -1,9 +1,11 @@
 //! The demo shop behind `keel serve --demo`: three locations, a sales
-//! channel, twenty products with variants and prices, stock, one bundle, and
-//! US shipping methods and tax for the storefront's checkout.
+//! channel, twenty products with variants and prices, a generated image
+//! each, stock, one bundle, and US shipping methods and tax for the
+//! storefront's checkout.
 //! Seeding is idempotent: it does nothing if the demo channel exists.
 
 use crate::catalog::{ComponentInput, NewChannel, NewProduct, PriceInput, VariantInput};
+use crate::images::NewImage;
 use crate::inventory::AdjustmentInput;
 use crate::locations::NewLocation;
 use crate::{Actor, App, Result};
@@ -42,6 +44,15 @@ fn sku_of(title: &str, value: &str) -> String {
 }
 
 impl App {
+    async fn add_demo_image(&self, actor: &Actor, product_id: &str, title: &str, n: usize) -> Result<()> {
+        let png = tokio::task::spawn_blocking(move || keel_imaging::placeholder_png(n, PRODUCTS.len() + 1))
+            .await
+            .map_err(|_| crate::AppError::Store(keel_store::StoreError::Io("demo image generation stopped".into())))?;
+        let input = NewImage { alt: Some(title.to_owned()), ..Default::default() };
+        self.add_product_image(actor, product_id, keel_domain::images::SourceFormat::Png, png, input).await?;
+        Ok(())
+    }
+
     /// Seeds the demo shop; returns false when it was already there.
     pub async fn seed_demo(&self) -> Result<bool> {
         {
@@ -89,24 +100,26 @@ impl App {
                     stock_plan.push((v.sku.clone(), tpl.id.clone(), base + 5));
                 }
             }
-            self.create_product(
-                &actor,
-                NewProduct {
-                    title: title.to_string(),
-                    handle: None,
-                    description: Some(description.to_string()),
-                    status: Some(ProductStatus::Active),
-                    seo_title: None,
-                    seo_description: Some(description.to_string()),
-                    channel_ids: Vec::new(),
-                    variants,
-                },
-            )
-            .await?;
+            let product = self
+                .create_product(
+                    &actor,
+                    NewProduct {
+                        title: title.to_string(),
+                        handle: None,
+                        description: Some(description.to_string()),
+                        status: Some(ProductStatus::Active),
+                        seo_title: None,
+                        seo_description: Some(description.to_string()),
+                        channel_ids: Vec::new(),
+                        variants,
+                    },
+                )
+                .await?;
+            self.add_demo_image(&actor, &product.id, title, i).await?;
             product_count += 1;
         }
         // A kit sharing stock with its parts.
-        self.create_product(
+        let kit = self.create_product(
             &actor,
             NewProduct {
                 title: "Morning Kit".into(),
@@ -129,6 +142,7 @@ impl App {
             },
         )
         .await?;
+        self.add_demo_image(&actor, &kit.id, &kit.title, PRODUCTS.len()).await?;
         product_count += 1;
         for (sku, location_id, qty) in stock_plan.into_iter().filter(|(_, _, q)| *q > 0) {
             self.adjust_inventory(

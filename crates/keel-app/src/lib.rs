@@ -14,6 +14,7 @@ pub mod events;
 pub mod feeds;
 pub mod health;
 pub mod idempotency;
+pub mod images;
 pub mod inventory;
 pub mod locations;
 pub mod orders;
@@ -54,6 +55,7 @@ pub struct App {
     webhook_runtime: std::sync::Arc<webhooks::Runtime>,
     /// CDN purge settings and the in-process invalidation channel (see [`purge`]).
     pub cache: std::sync::Arc<purge::CacheRuntime>,
+    pub media: images::Media,
 }
 
 impl App {
@@ -73,7 +75,14 @@ impl App {
             checkout: checkout::CheckoutConfig::default(),
             webhook_runtime,
             cache: std::sync::Arc::new(purge::CacheRuntime::new(purge::PurgeConfig::default())),
+            media: images::Media::new("keel-data/media"),
         }
+    }
+
+    /// Where generated image files are written (default `keel-data/media`).
+    pub fn with_media_dir(mut self, dir: impl Into<std::path::PathBuf>) -> App {
+        self.media = images::Media::new(dir);
+        self
     }
 
     pub fn with_payments(mut self, provider: std::sync::Arc<dyn keel_payments::PaymentProvider>) -> App {

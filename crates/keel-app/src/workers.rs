@@ -16,6 +16,7 @@ pub fn spawn_all(app: App, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()
     jobs.extend(crate::feeds::spawn_workers(app.clone(), shutdown.clone()));
     jobs.extend(crate::health::spawn_workers(app.clone(), shutdown.clone()));
     jobs.extend(crate::purge::spawn_workers(app.clone(), shutdown.clone()));
+    jobs.extend(crate::images::spawn_workers(app.clone(), shutdown.clone()));
     jobs.extend(vec![
         spawn_every("reservation-expiry", Duration::from_secs(1), shutdown.clone(), {
             let app = app.clone();

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod error;
 pub mod health;
 pub mod ids;
+pub mod images;
 pub mod inventory;
 pub mod money;
 pub mod orders;

@@ -13,6 +13,7 @@ pub mod error;
 pub mod feeds;
 pub mod health;
 pub mod idempotency;
+pub mod images;
 pub mod inventory;
 pub mod locations;
 pub mod migrate;

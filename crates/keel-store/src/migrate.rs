@@ -49,6 +49,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0006_health.sql"),
     },
     Migration {
+        version: 7,
+        name: "images",
+        sqlite: include_str!("../migrations/sqlite/0007_images.sql"),
+        postgres: include_str!("../migrations/postgres/0007_images.sql"),
+    },
+    Migration {
         version: 10,
         name: "sessions",
         sqlite: include_str!("../migrations/sqlite/0010_sessions.sql"),

@@ -60,7 +60,7 @@ impl TestDb {
         let sizes = PoolSizes { postgres: 16, sqlite_readers: 4 };
         let store = Store::open(&self.location, sizes).await.expect("open store");
         store.migrate().await.expect("migrate");
-        App::new(store, keel_app::secrets::Secrets::from_master(TEST_MASTER_KEY))
+        App::new(store, keel_app::secrets::Secrets::from_master(TEST_MASTER_KEY)).with_media_dir(self.dir.join("media"))
     }
 
     /// The `--data-dir` / `KEEL_DATABASE_URL` pair for running the binary
@@ -116,6 +116,8 @@ impl Drop for TestApp {
         self.server.abort();
         if matches!(self.db.location, Location::SqliteFile(_)) {
             let _ = std::fs::remove_dir_all(&self.db.dir);
+        } else {
+            let _ = std::fs::remove_dir_all(self.db.dir.join("media"));
         }
     }
 }

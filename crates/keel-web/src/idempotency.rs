@@ -39,13 +39,14 @@ pub async fn idempotent_posts(State(state): State<AppState>, req: Request, next:
     };
     let scope = req.extensions().get::<Principal>().map(|p| p.key_id.clone()).unwrap_or_default();
     let (parts, body) = req.into_parts();
-    let bytes = match to_bytes(body, MAX_JSON_BODY).await {
+    let limit = crate::api::images::body_limit(parts.uri.path(), MAX_JSON_BODY);
+    let bytes = match to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
             return ApiError::invalid(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
-                format!("the body exceeds {MAX_JSON_BODY} bytes"),
+                format!("the body exceeds {limit} bytes"),
                 None,
             )
             .into_response()

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod hooks;
 pub mod idempotency;
+pub mod media;
 pub mod metrics;
 pub mod storefront;
 
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(healthz))
         .merge(hooks::router())
+        .merge(media::router())
         .merge(api::integrations::hooks_router())
         .merge(storefront::router())
         .fallback(not_found)

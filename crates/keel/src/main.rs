@@ -15,6 +15,10 @@ struct Cli {
     /// `postgres://…` to use PostgreSQL instead of the embedded SQLite file.
     #[arg(long, global = true, env = "KEEL_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Where generated image files are kept (default: DATA_DIR/media).
+    /// Nodes sharing a PostgreSQL database must share it too.
+    #[arg(long, global = true, env = "KEEL_MEDIA_DIR")]
+    media_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -95,7 +99,8 @@ async fn open(cli: &Cli) -> Result<App, AnyError> {
     let key = std::env::var("KEEL_SECRET_KEY").ok();
     let secrets = keel_app::secrets::Secrets::load(key.as_deref(), &cli.data_dir)?;
     let purge = keel_app::purge::PurgeConfig::from_env()?;
-    let mut app = App::new(store, secrets).with_checkout(checkout_config()?).with_purge_config(purge);
+    let media_dir = cli.media_dir.clone().unwrap_or_else(|| cli.data_dir.join("media"));
+    let mut app = App::new(store, secrets).with_checkout(checkout_config()?).with_purge_config(purge).with_media_dir(media_dir);
     if let Some(payments) = payments_config()? {
         let provider = payments.provider(&app.store)?;
         app = app.with_payments(provider);

@@ -5,6 +5,7 @@ pub mod channels;
 pub mod customers;
 pub mod events;
 pub mod health;
+pub mod images;
 pub mod integrations;
 pub mod inventory;
 pub mod locations;
@@ -25,6 +26,7 @@ use utoipa::IntoParams;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(products::router())
+        .merge(images::router())
         .merge(channels::router())
         .merge(locations::router())
         .merge(inventory::router())

@@ -11,6 +11,7 @@ mod customers;
 mod events;
 mod feeds;
 mod health;
+mod images;
 mod inventory;
 mod properties;
 mod purge;
