@@ -1,8 +1,10 @@
 //! The demo shop behind `keel serve --demo`: three locations, a sales
-//! channel, twenty products with variants and prices, stock, and one bundle.
+//! channel, twenty products with variants and prices, stock, one bundle,
+//! and four collections (one of them `featured`, shown on the home page).
 //! Seeding is idempotent: it does nothing if the demo channel exists.
 
 use crate::catalog::{ComponentInput, NewChannel, NewProduct, PriceInput, VariantInput};
+use crate::collections::NewCollection;
 use crate::inventory::AdjustmentInput;
 use crate::locations::NewLocation;
 use crate::{Actor, App, Result};
@@ -34,6 +36,24 @@ const PRODUCTS: &[(&str, &str, i64, &str, &[&str])] = &[
     ("Sunglasses", "Polarised acetate frames.", 12900, "Lens", &["Grey", "Green"]),
 ];
 
+/// (handle, title, description, product titles); `featured` is what the
+/// home page shows.
+const COLLECTIONS: &[(&str, &str, &str, &[&str])] = &[
+    ("featured", "Featured", "A few favourites, picked this week.", &[
+        "Everyday Tee", "Merino Sweater", "Stoneware Mug", "Rain Jacket", "Leather Wallet", "Morning Kit", "Desk Lamp", "Sunglasses",
+    ]),
+    ("clothing", "Clothing", "Tees, shirts, knitwear and outerwear.", &[
+        "Everyday Tee", "Linen Shirt", "Merino Sweater", "Rain Jacket", "Chino Trousers", "Running Shorts", "Trail Socks",
+        "Wool Beanie", "Cotton Cap",
+    ]),
+    ("home", "Home", "Things for the kitchen, the desk and the sofa.", &[
+        "Stoneware Mug", "Desk Lamp", "Scented Candle", "Throw Blanket", "Notebook", "Morning Kit",
+    ]),
+    ("accessories", "Accessories", "Bags, bottles and small things that last.", &[
+        "Canvas Tote", "Leather Wallet", "Water Bottle", "Enamel Pin", "Sunglasses", "Wool Beanie", "Cotton Cap", "Trail Socks",
+    ]),
+];
+
 fn sku_of(title: &str, value: &str) -> String {
     let t: String = title.split_whitespace().map(|w| w.chars().take(3).collect::<String>()).collect::<Vec<_>>().join("-");
     let v: String = value.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
@@ -63,6 +83,7 @@ impl App {
         // except for stock, which follows.
         let mut stock_plan = Vec::new();
         let mut product_count = 0usize;
+        let mut ids_by_title: BTreeMap<&str, String> = BTreeMap::new();
         for (i, (title, description, price, option, values)) in PRODUCTS.iter().enumerate() {
             let variants = values
                 .iter()
@@ -88,7 +109,7 @@ impl App {
                     stock_plan.push((v.sku.clone(), tpl.id.clone(), base + 5));
                 }
             }
-            self.create_product(
+            let created = self.create_product(
                 &actor,
                 NewProduct {
                     title: title.to_string(),
@@ -102,10 +123,11 @@ impl App {
                 },
             )
             .await?;
+            ids_by_title.insert(title, created.id);
             product_count += 1;
         }
         // A kit sharing stock with its parts.
-        self.create_product(
+        let kit = self.create_product(
             &actor,
             NewProduct {
                 title: "Morning Kit".into(),
@@ -128,7 +150,25 @@ impl App {
             },
         )
         .await?;
+        ids_by_title.insert("Morning Kit", kit.id);
         product_count += 1;
+        for (position, (handle, title, description, members)) in COLLECTIONS.iter().enumerate() {
+            let product_ids = members.iter().filter_map(|t| ids_by_title.get(t).cloned()).collect();
+            self.create_collection(
+                &actor,
+                NewCollection {
+                    title: title.to_string(),
+                    handle: Some(handle.to_string()),
+                    description: Some(description.to_string()),
+                    seo_title: None,
+                    seo_description: None,
+                    position: Some(position as i64),
+                    published: Some(true),
+                    product_ids,
+                },
+            )
+            .await?;
+        }
         for (sku, location_id, qty) in stock_plan.into_iter().filter(|(_, _, q)| *q > 0) {
             self.adjust_inventory(
                 &actor,

@@ -86,6 +86,7 @@ prefixed_id!(WebhookMessageId, "msg");
 prefixed_id!(WebhookAttemptId, "atmpt");
 prefixed_id!(IntegrationId, "intg");
 prefixed_id!(AlertId, "alert");
+prefixed_id!(CollectionId, "coll");
 
 #[cfg(test)]
 mod tests {

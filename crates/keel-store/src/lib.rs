@@ -8,6 +8,7 @@ pub mod batch;
 pub mod carts;
 pub mod catalog;
 pub mod check;
+pub mod collections;
 pub mod customers;
 pub mod error;
 pub mod feeds;
@@ -19,6 +20,7 @@ pub mod migrate;
 pub mod orders;
 pub mod outbox;
 pub mod reservations;
+pub mod search;
 pub mod shipping;
 pub mod webhooks;
 

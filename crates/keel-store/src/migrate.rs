@@ -48,6 +48,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_health.sql"),
         postgres: include_str!("../migrations/postgres/0006_health.sql"),
     },
+    Migration {
+        version: 8,
+        name: "storefront",
+        sqlite: include_str!("../migrations/sqlite/0008_storefront.sql"),
+        postgres: include_str!("../migrations/postgres/0008_storefront.sql"),
+    },
 ];
 
 /// FNV-1a: a stable fingerprint, not a security measure.

@@ -27,11 +27,22 @@ pub struct AppState {
     pub app: App,
     pub keys: Arc<auth::KeyCache>,
     pub http: Arc<metrics::HttpMetrics>,
+    pub storefront: Arc<storefront::Settings>,
 }
 
 impl AppState {
     pub fn new(app: App) -> AppState {
-        AppState { app, keys: Arc::new(auth::KeyCache::default()), http: Arc::new(metrics::HttpMetrics::default()) }
+        AppState {
+            app,
+            keys: Arc::new(auth::KeyCache::default()),
+            http: Arc::new(metrics::HttpMetrics::default()),
+            storefront: Arc::new(storefront::Settings::default()),
+        }
+    }
+
+    pub fn with_storefront(mut self, settings: storefront::Settings) -> AppState {
+        self.storefront = Arc::new(settings);
+        self
     }
 }
 

@@ -196,7 +196,12 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             let (shutdown_tx, shutdown_rx) = watch::channel(false);
             let workers = if *no_workers { Vec::new() } else { keel_app::workers::spawn_all(app.clone(), shutdown_rx.clone()) };
             let base = format!("http://{addr}");
+            // Canonical URLs and the sitemap use the configured public URL,
+            // never the request's Host; by default, where we listen.
+            let public_url = std::env::var("KEEL_PUBLIC_URL").ok().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| base.clone());
+            let storefront = keel_web::storefront::Settings::default().with_public_url(&public_url)?;
             println!("Keel {} is serving on {base}", env!("CARGO_PKG_VERSION"));
+            println!("  Shop      {}/", storefront.public_url);
             println!("  API       {base}/api/v1");
             println!("  OpenAPI   {base}/api/v1/openapi.json");
             println!("  Database  {}", Location::resolve(cli.database_url.as_deref(), &cli.data_dir).describe());
@@ -204,7 +209,7 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
                 println!("  Demo key  {key}");
                 println!("  Try:      curl -H 'Authorization: Bearer {key}' {base}/api/v1/products");
             }
-            let router = keel_web::router(keel_web::AppState::new(app.clone()));
+            let router = keel_web::router(keel_web::AppState::new(app.clone()).with_storefront(storefront));
             axum::serve(listener, router)
                 .with_graceful_shutdown(async move {
                     shutdown_signal().await;

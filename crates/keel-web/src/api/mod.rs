@@ -2,6 +2,7 @@
 
 pub mod carts;
 pub mod channels;
+pub mod collections;
 pub mod customers;
 pub mod events;
 pub mod health;
@@ -26,6 +27,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(products::router())
         .merge(channels::router())
+        .merge(collections::router())
         .merge(locations::router())
         .merge(inventory::router())
         .merge(reservations::router())
