@@ -15,5 +15,6 @@ mod inventory;
 mod properties;
 mod recovery;
 mod reservations;
+mod storefront_catalog;
 mod stripe;
 mod webhooks;
