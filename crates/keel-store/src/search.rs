@@ -73,12 +73,16 @@ pub async fn search_products(
                 q,
             )
         }
+        // English stems ("mugs" → mug), words as typed, and the parts of
+        // hyphenated words, so a partial SKU such as `LIN-SHIRT` finds
+        // `LIN-SHIRT-M`.
         Backend::Postgres => {
             if !text.chars().any(char::is_alphanumeric) {
                 return Ok((Vec::new(), 0));
             }
             let from = "product_search s JOIN products p ON p.id = s.product_id, \
-                        (SELECT websearch_to_tsquery('english', $1) || websearch_to_tsquery('simple', $1) AS query) q \
+                        (SELECT websearch_to_tsquery('english', $1) || websearch_to_tsquery('simple', $1) \
+                        || plainto_tsquery('simple', replace($1, '-', ' ')) AS query) q \
                         WHERE s.document @@ q.query AND p.status = 'active'";
             (
                 format!("SELECT COUNT(*) AS n FROM {from}"),

@@ -28,14 +28,15 @@ CREATE INDEX collection_products_product_idx ON collection_products (product_id)
 
 CREATE INDEX products_status_idx ON products (status, id);
 
--- Full-text index over a product's title, description and SKUs, rewritten by
--- the catalog use cases in the transaction of each product write.
+-- Full-text index over a product's title, description and SKUs (Porter
+-- stems, so "mugs" finds "Mug"), rewritten by the catalog use cases in the
+-- transaction of each product write.
 CREATE VIRTUAL TABLE product_search USING fts5 (
     product_id UNINDEXED,
     title,
     description,
     skus,
-    tokenize = 'unicode61 remove_diacritics 2'
+    tokenize = 'porter unicode61 remove_diacritics 2'
 );
 
 INSERT INTO product_search (product_id, title, description, skus)

@@ -67,7 +67,7 @@ impl FilterForm {
 }
 
 #[derive(Template)]
-#[template(path = "storefront/collection.html")]
+#[template(path = "storefront/collection.html", whitespace = "minimize")]
 struct CollectionPage {
     shell: Shell,
     title: String,

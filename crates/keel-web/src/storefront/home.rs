@@ -13,7 +13,7 @@ pub struct CollectionLink {
 }
 
 #[derive(Template)]
-#[template(path = "storefront/home.html")]
+#[template(path = "storefront/home.html", whitespace = "minimize")]
 struct Home {
     shell: Shell,
     cards: Vec<ProductCard>,

@@ -275,7 +275,7 @@ pub fn security_headers(headers: &mut HeaderMap) {
 }
 
 #[derive(Template)]
-#[template(path = "storefront/error.html")]
+#[template(path = "storefront/error.html", whitespace = "minimize")]
 struct ErrorPage {
     shell: Shell,
     heading: &'static str,

@@ -31,7 +31,7 @@ pub struct Choice {
 }
 
 #[derive(Template)]
-#[template(path = "storefront/product.html")]
+#[template(path = "storefront/product.html", whitespace = "minimize")]
 struct ProductTemplate {
     shell: Shell,
     title: String,

@@ -8,7 +8,7 @@ use axum::response::Response;
 use keel_app::storefront::{bound_query, MAX_QUERY_CHARS};
 
 #[derive(Template)]
-#[template(path = "storefront/search.html")]
+#[template(path = "storefront/search.html", whitespace = "minimize")]
 struct SearchPage {
     shell: Shell,
     query: String,

@@ -222,6 +222,10 @@ async fn search_finds_active_products_by_title_description_and_sku() {
     let by_sku = page(&t, "/search?q=LIN-SHIRT-M").await;
     assert!(by_sku.body.contains("Linen Shirt"), "{}", by_sku.body);
     assert_eq!(by_sku.count("class=\"card\""), 1);
+    let partial = page(&t, "/search?q=LIN-SHIRT").await;
+    assert_eq!(partial.count("class=\"card\""), 1, "a partial SKU finds its product");
+    let stemmed = page(&t, "/search?q=shirts").await;
+    assert!(stemmed.body.contains("Linen Shirt"), "{}", stemmed.body);
     let by_description = page(&t, "/search?q=about+cotton").await;
     assert!(by_description.body.contains("Cotton Cap"));
     let nothing = page(&t, "/search?q=zebra").await;
