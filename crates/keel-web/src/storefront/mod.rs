@@ -27,8 +27,13 @@ use std::sync::LazyLock;
 use tower_http::compression::CompressionLayer;
 
 /// The storefront's routes, compressed (brotli or gzip, as the client
-/// accepts) when the response type is worth compressing.
+/// accepts) when the response type is worth compressing. Page modules with
+/// their own routers are merged in [`pages`], so they get the same layers.
 pub fn router() -> Router<AppState> {
+    pages().layer(CompressionLayer::new().br(true).gzip(true))
+}
+
+fn pages() -> Router<AppState> {
     Router::new()
         .route("/", get(home::show))
         .route("/collections/{handle}", get(collection::show))
@@ -36,7 +41,6 @@ pub fn router() -> Router<AppState> {
         .route("/products/{handle}", get(product::show))
         .route("/sitemap.xml", get(seo::sitemap))
         .route("/robots.txt", get(seo::robots))
-        .layer(CompressionLayer::new().br(true).gzip(true))
 }
 
 /// Storefront settings shared by every page.
@@ -113,7 +117,7 @@ pub struct Shell {
     /// The document title, without the shop name.
     pub title: String,
     pub description: String,
-    /// Absolute path of the canonical URL (e.g. `/products/eve-tee`).
+    /// The canonical URL, absolute (see [`Settings::url`]).
     pub canonical: Option<String>,
     /// schema.org JSON-LD, already serialised.
     pub json_ld: Option<String>,
@@ -126,8 +130,8 @@ impl Shell {
         Shell { title: title.into(), description: description.into(), stylesheet: STYLESHEET, ..Shell::default() }
     }
 
-    pub fn canonical(mut self, path: impl Into<String>) -> Shell {
-        self.canonical = Some(path.into());
+    pub fn canonical(mut self, url: impl Into<String>) -> Shell {
+        self.canonical = Some(url.into());
         self
     }
 }

@@ -54,7 +54,8 @@ pub async fn sitemap(State(s): State<AppState>, headers: HeaderMap) -> Response 
         url_entry(&mut xml, &settings.url(&format!("/products/{handle}")), Some(*updated_at));
     }
     xml.push_str("</urlset>\n");
-    let page = Page::new(Bytes::from(xml), "application/xml; charset=utf-8", Cache::CATALOG).keys(["products".to_owned()]);
+    let keys = ["products".to_owned()].into_iter().chain(collections.iter().map(|c| c.id.clone()));
+    let page = Page::new(Bytes::from(xml), "application/xml; charset=utf-8", Cache::CATALOG).keys(keys);
     respond(&headers, page)
 }
 
