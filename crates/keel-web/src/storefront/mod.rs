@@ -101,11 +101,12 @@ pub const STYLESHEET: &str = include_str!("../../static/store.css");
 
 /// `style-src` allows exactly the inline stylesheet above, by hash, so the
 /// policy needs no `'unsafe-inline'`. JSON-LD blocks are data, not script,
-/// and need no allowance.
+/// and need no allowance. `connect-src 'self'` lets same-origin tools (and
+/// crawler audits that fetch `/robots.txt` from the page) read this site.
 static CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
     let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLESHEET.as_bytes()));
     HeaderValue::from_str(&format!(
-        "default-src 'none'; img-src 'self' data:; style-src 'sha256-{hash}'; script-src 'self'; \
+        "default-src 'none'; img-src 'self' data:; style-src 'sha256-{hash}'; script-src 'self'; connect-src 'self'; \
          form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     ))
     .expect("ascii")

@@ -278,6 +278,7 @@ async fn catalog_pages_are_publicly_cacheable_with_validators() {
     assert!(keys.contains(&id(&c)) && keys.contains(&id(&p)) && keys.contains(&"products"), "{keys:?}");
     assert!(r.header("content-security-policy").contains("script-src 'self'"));
     assert!(!r.header("content-security-policy").contains("unsafe-inline"));
+    assert!(r.header("content-security-policy").contains("connect-src 'self'"), "audits fetch /robots.txt from the page");
     assert_eq!(r.header("x-content-type-options"), "nosniff");
 
     // Last-Modified / If-Modified-Since on the product page.
