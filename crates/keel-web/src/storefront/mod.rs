@@ -241,13 +241,18 @@ pub fn respond(request: &HeaderMap, page: Page) -> Response {
     if page.cache != Cache::Private && page.status == StatusCode::OK {
         let etag = page.etag.clone().unwrap_or_else(|| etag_of(&page.body));
         headers.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));
-        let last_modified = page.last_modified.map(http_date);
-        if let Some(lm) = &last_modified {
-            headers.insert(header::LAST_MODIFIED, HeaderValue::from_str(lm).expect("ascii"));
+        // HTTP dates have one-second precision, so a page changed during the
+        // current second could change again within it under the same date;
+        // its Last-Modified is withheld until that second is over (the ETag
+        // covers it meanwhile), which makes If-Modified-Since exact.
+        let now_s = keel_domain::time::now_micros() / 1_000_000;
+        let last_modified = page.last_modified.filter(|lm| lm / 1_000_000 < now_s);
+        if let Some(lm) = last_modified {
+            headers.insert(header::LAST_MODIFIED, HeaderValue::from_str(&http_date(lm)).expect("ascii"));
         }
         let fresh = match request.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
             Some(v) => v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag || t.trim() == "*"),
-            None => match (page.last_modified, request.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok())) {
+            None => match (last_modified, request.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok())) {
                 (Some(lm), Some(since)) => parse_http_date(since).is_some_and(|since| lm / 1_000_000 <= since),
                 _ => false,
             },
@@ -382,6 +387,21 @@ mod tests {
         assert_eq!(http_date(micros), "Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
         assert_eq!(parse_http_date("yesterday"), None);
+    }
+
+    #[test]
+    fn last_modified_is_withheld_during_the_second_of_the_change() {
+        let now = keel_domain::time::now_micros();
+        let mut request = HeaderMap::new();
+        let page = |lm| Page::new(Bytes::from_static(b"x"), "text/plain", Cache::CATALOG).last_modified(lm);
+        let fresh = respond(&request, page(now));
+        assert!(fresh.headers().get(header::LAST_MODIFIED).is_none());
+        let old = respond(&request, page(now - 5_000_000));
+        let lm = old.headers()[header::LAST_MODIFIED].clone();
+        request.insert(header::IF_MODIFIED_SINCE, lm.clone());
+        assert_eq!(respond(&request, page(now - 5_000_000)).status(), StatusCode::NOT_MODIFIED);
+        // Changed since: the current-second change is not hidden behind the old date.
+        assert_eq!(respond(&request, page(now)).status(), StatusCode::OK);
     }
 
     #[test]
