@@ -7,7 +7,7 @@ use keel_domain::ids::{CollectionId, ProductId};
 use keel_domain::time::{now_micros, to_rfc3339};
 use keel_domain::Invalid;
 use keel_store::collections::{self as db, CollectionRow};
-use keel_store::{catalog, outbox, Conn};
+use keel_store::{outbox, Conn};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -122,12 +122,11 @@ fn check_product_ids(ids: &[String]) -> Result<Vec<String>, Invalid> {
 }
 
 async fn ensure_products_exist(conn: &mut Conn, ids: &[String]) -> Result<()> {
-    for (i, id) in ids.iter().enumerate() {
-        if catalog::get_product(conn, id).await?.is_none() {
-            return Err(AppError::not_found_at("product", id, format!("product_ids[{i}]")));
-        }
+    let existing = db::existing_products(conn, ids).await?;
+    match ids.iter().enumerate().find(|(_, id)| !existing.contains(*id)) {
+        Some((i, id)) => Err(AppError::not_found_at("product", id, format!("product_ids[{i}]"))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 async fn free_handle(conn: &mut Conn, wanted: &str, own_id: Option<&str>) -> Result<()> {

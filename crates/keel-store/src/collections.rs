@@ -338,3 +338,17 @@ pub async fn products_of(
     }
     Ok(out)
 }
+
+/// Which of these product ids exist, in one query.
+pub async fn existing_products(conn: &mut AnyConnection, ids: &[String]) -> Result<std::collections::HashSet<String>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let marks = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    let sql = format!("SELECT id FROM products WHERE id IN ({marks})");
+    let mut q = sqlx::query(&sql);
+    for id in ids {
+        q = q.bind(id.as_str());
+    }
+    q.fetch_all(conn).await?.iter().map(|r| Ok(r.try_get("id")?)).collect()
+}
