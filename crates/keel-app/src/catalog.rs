@@ -8,7 +8,7 @@ use keel_domain::money::{Currency, Money};
 use keel_domain::time::now_micros;
 use keel_domain::Invalid;
 use keel_store::catalog::{self as db, ChannelRow, ProductRow, VariantRow};
-use keel_store::{inventory, outbox, Conn};
+use keel_store::{inventory, outbox, search, Conn};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -316,6 +316,7 @@ impl App {
                 insert_variant(&mut tx, &format!("variants[{i}]"), &product.id, i as i64, v, now).await?;
             }
             db::set_product_channels(&mut tx, &product.id, &channel_ids).await?;
+            search::reindex_product(&mut tx, &product.id).await?;
             let view = load_view(&mut tx, &product.id).await?;
             emit_product(&mut tx, "product.created", &view, actor).await?;
             Ok(view)
@@ -357,6 +358,7 @@ impl App {
                 ensure_channels_exist(&mut tx, "channel_ids", c).await?;
                 db::set_product_channels(&mut tx, id, c).await?;
             }
+            search::reindex_product(&mut tx, id).await?;
             let view = load_view(&mut tx, id).await?;
             let kind = if !was_archived && view.status == "archived" { "product.archived" } else { "product.updated" };
             emit_product(&mut tx, kind, &view, actor).await?;
@@ -379,6 +381,7 @@ impl App {
             insert_variant(&mut tx, "", product_id, position, &v, now).await.map_err(strip_app_dot)?;
             p.updated_at = now;
             db::update_product(&mut tx, &p).await?;
+            search::reindex_product(&mut tx, product_id).await?;
             let view = load_view(&mut tx, product_id).await?;
             emit_product(&mut tx, "product.updated", &view, actor).await?;
             Ok(view)

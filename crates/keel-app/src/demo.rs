@@ -1,10 +1,12 @@
 //! The demo shop behind `keel serve --demo`: three locations, a sales
 //! channel, twenty products with variants and prices, a generated image
-//! each, stock, one bundle, and US shipping methods and tax for the
-//! storefront's checkout.
+//! each, stock, one bundle, four collections (one of them `featured`, shown
+//! on the home page), and US shipping methods and tax for the storefront's
+//! checkout.
 //! Seeding is idempotent: it does nothing if the demo channel exists.
 
 use crate::catalog::{ComponentInput, NewChannel, NewProduct, PriceInput, VariantInput};
+use crate::collections::NewCollection;
 use crate::images::NewImage;
 use crate::inventory::AdjustmentInput;
 use crate::locations::NewLocation;
@@ -35,6 +37,24 @@ const PRODUCTS: &[(&str, &str, i64, &str, &[&str])] = &[
     ("Throw Blanket", "Recycled wool throw.", 9900, "Color", &["Oat", "Forest"]),
     ("Enamel Pin", "Hard enamel pin.", 900, "Design", &["Wave", "Peak"]),
     ("Sunglasses", "Polarised acetate frames.", 12900, "Lens", &["Grey", "Green"]),
+];
+
+/// (handle, title, description, product titles); `featured` is what the
+/// home page shows.
+const COLLECTIONS: &[(&str, &str, &str, &[&str])] = &[
+    ("featured", "Featured", "A few favourites, picked this week.", &[
+        "Everyday Tee", "Merino Sweater", "Stoneware Mug", "Rain Jacket", "Leather Wallet", "Morning Kit", "Desk Lamp", "Sunglasses",
+    ]),
+    ("clothing", "Clothing", "Tees, shirts, knitwear and outerwear.", &[
+        "Everyday Tee", "Linen Shirt", "Merino Sweater", "Rain Jacket", "Chino Trousers", "Running Shorts", "Trail Socks",
+        "Wool Beanie", "Cotton Cap",
+    ]),
+    ("home", "Home", "Things for the kitchen, the desk and the sofa.", &[
+        "Stoneware Mug", "Desk Lamp", "Scented Candle", "Throw Blanket", "Notebook", "Morning Kit",
+    ]),
+    ("accessories", "Accessories", "Bags, bottles and small things that last.", &[
+        "Canvas Tote", "Leather Wallet", "Water Bottle", "Enamel Pin", "Sunglasses", "Wool Beanie", "Cotton Cap", "Trail Socks",
+    ]),
 ];
 
 fn sku_of(title: &str, value: &str) -> String {
@@ -75,6 +95,7 @@ impl App {
         // except for stock, which follows.
         let mut stock_plan = Vec::new();
         let mut product_count = 0usize;
+        let mut ids_by_title: BTreeMap<&str, String> = BTreeMap::new();
         for (i, (title, description, price, option, values)) in PRODUCTS.iter().enumerate() {
             let variants = values
                 .iter()
@@ -116,6 +137,7 @@ impl App {
                 )
                 .await?;
             self.add_demo_image(&actor, &product.id, title, i).await?;
+            ids_by_title.insert(title, product.id);
             product_count += 1;
         }
         // A kit sharing stock with its parts.
@@ -143,7 +165,25 @@ impl App {
         )
         .await?;
         self.add_demo_image(&actor, &kit.id, &kit.title, PRODUCTS.len()).await?;
+        ids_by_title.insert("Morning Kit", kit.id);
         product_count += 1;
+        for (position, (handle, title, description, members)) in COLLECTIONS.iter().enumerate() {
+            let product_ids = members.iter().filter_map(|t| ids_by_title.get(t).cloned()).collect();
+            self.create_collection(
+                &actor,
+                NewCollection {
+                    title: title.to_string(),
+                    handle: Some(handle.to_string()),
+                    description: Some(description.to_string()),
+                    seo_title: None,
+                    seo_description: None,
+                    position: Some(position as i64),
+                    published: Some(true),
+                    product_ids,
+                },
+            )
+            .await?;
+        }
         for (sku, location_id, qty) in stock_plan.into_iter().filter(|(_, _, q)| *q > 0) {
             self.adjust_inventory(
                 &actor,

@@ -87,6 +87,7 @@ prefixed_id!(WebhookAttemptId, "atmpt");
 prefixed_id!(IntegrationId, "intg");
 prefixed_id!(AlertId, "alert");
 prefixed_id!(ImageId, "img");
+prefixed_id!(CollectionId, "coll");
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod money;
 pub mod orders;
 pub mod pricing;
+pub mod storefront;
 pub mod time;
 
 pub use error::Invalid;

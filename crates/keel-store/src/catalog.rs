@@ -55,10 +55,10 @@ pub struct ChannelRow {
 
 const CHANNEL_COLUMNS: &str = "id, handle, name, archived_at, version, created_at, updated_at";
 
-const PRODUCT_COLUMNS: &str =
+pub(crate) const PRODUCT_COLUMNS: &str =
     "id, handle, title, description, status, seo_title, seo_description, version, created_at, updated_at";
 
-fn product_from_row(r: &AnyRow) -> Result<ProductRow> {
+pub(crate) fn product_from_row(r: &AnyRow) -> Result<ProductRow> {
     Ok(ProductRow {
         id: r.try_get("id")?,
         handle: r.try_get("handle")?,

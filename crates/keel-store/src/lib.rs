@@ -8,6 +8,7 @@ pub mod batch;
 pub mod carts;
 pub mod catalog;
 pub mod check;
+pub mod collections;
 pub mod customers;
 pub mod error;
 pub mod feeds;
@@ -22,6 +23,7 @@ pub mod outbox;
 pub mod purge;
 pub mod reservations;
 pub mod sessions;
+pub mod search;
 pub mod shipping;
 pub mod webhooks;
 

@@ -55,6 +55,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0007_images.sql"),
     },
     Migration {
+        version: 8,
+        name: "storefront",
+        sqlite: include_str!("../migrations/sqlite/0008_storefront.sql"),
+        postgres: include_str!("../migrations/postgres/0008_storefront.sql"),
+    },
+    Migration {
         version: 10,
         name: "sessions",
         sqlite: include_str!("../migrations/sqlite/0010_sessions.sql"),

@@ -28,8 +28,8 @@ pub struct AppState {
     pub app: App,
     pub keys: Arc<auth::KeyCache>,
     pub http: Arc<metrics::HttpMetrics>,
-    /// Storefront settings (public URL, cookie security, currency).
-    pub storefront: Arc<storefront::session::StorefrontConfig>,
+    /// Storefront settings (public URL, cookie security, currency, page cache).
+    pub storefront: Arc<storefront::Settings>,
 }
 
 impl AppState {
@@ -38,12 +38,12 @@ impl AppState {
             app,
             keys: Arc::new(auth::KeyCache::default()),
             http: Arc::new(metrics::HttpMetrics::default()),
-            storefront: Arc::new(storefront::session::StorefrontConfig::default()),
+            storefront: Arc::new(storefront::Settings::default()),
         }
     }
 
-    pub fn with_storefront(mut self, config: storefront::session::StorefrontConfig) -> AppState {
-        self.storefront = Arc::new(config);
+    pub fn with_storefront(mut self, settings: storefront::Settings) -> AppState {
+        self.storefront = Arc::new(settings);
         self
     }
 }

@@ -153,18 +153,20 @@ fn checkout_config() -> Result<keel_app::checkout::CheckoutConfig, AnyError> {
     Ok(c)
 }
 
-/// `KEEL_PUBLIC_URL` (the shop's address: forms must come from its origin,
-/// and `https://` makes the session cookie `Secure`) and
-/// `KEEL_STORE_CURRENCY` (new carts' currency, default USD).
-fn storefront_config() -> Result<keel_web::storefront::session::StorefrontConfig, AnyError> {
-    let mut c = keel_web::storefront::session::StorefrontConfig::default();
-    if let Some(url) = env("KEEL_PUBLIC_URL") {
-        c = c.with_public_url(&url)?;
-    }
+/// `KEEL_PUBLIC_URL` (the shop's address: canonical URLs, the origin forms
+/// must come from, `https://` makes the session cookie `Secure`; default: the
+/// listen address, for canonical URLs only) and `KEEL_STORE_CURRENCY` (default
+/// USD).
+fn storefront_settings(listen_base: &str) -> Result<keel_web::storefront::Settings, AnyError> {
+    let mut s = keel_web::storefront::Settings::default();
+    s = match env("KEEL_PUBLIC_URL") {
+        Some(url) => s.with_public_url(&url)?,
+        None => s.with_base_url(listen_base)?,
+    };
     if let Some(currency) = env("KEEL_STORE_CURRENCY") {
-        c = c.with_currency(&currency)?;
+        s = s.with_currency(&currency)?;
     }
-    Ok(c)
+    Ok(s)
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
@@ -202,7 +204,6 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { listen, demo, no_workers } => {
-            let storefront = storefront_config()?;
             let app = open(&cli).await?;
             let mut demo_key = None;
             if *demo {
@@ -217,8 +218,9 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             let (shutdown_tx, shutdown_rx) = watch::channel(false);
             let workers = if *no_workers { Vec::new() } else { keel_app::workers::spawn_all(app.clone(), shutdown_rx.clone()) };
             let base = format!("http://{addr}");
+            let storefront = storefront_settings(&base)?;
             println!("Keel {} is serving on {base}", env!("CARGO_PKG_VERSION"));
-            println!("  Shop      {base}/");
+            println!("  Shop      {}/", storefront.public_url);
             println!("  API       {base}/api/v1");
             println!("  OpenAPI   {base}/api/v1/openapi.json");
             println!("  Database  {}", Location::resolve(cli.database_url.as_deref(), &cli.data_dir).describe());

@@ -2,6 +2,7 @@
 
 pub mod carts;
 pub mod channels;
+pub mod collections;
 pub mod customers;
 pub mod events;
 pub mod health;
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .merge(products::router())
         .merge(images::router())
         .merge(channels::router())
+        .merge(collections::router())
         .merge(locations::router())
         .merge(inventory::router())
         .merge(reservations::router())

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 description of `/api/v1`, generated from the handlers.
 
-use super::{carts, channels, customers, events, health, images, inventory, locations, integrations, orders, products, reservations, shipping, webhooks};
+use super::{carts, channels, collections, customers, events, health, images, inventory, locations, integrations, orders, products, reservations, shipping, webhooks};
 use crate::error::{ErrorBody, ErrorEnvelope};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -52,6 +52,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(webhooks::Doc::openapi());
     doc.merge(integrations::Doc::openapi());
     doc.merge(images::Doc::openapi());
+    doc.merge(collections::Doc::openapi());
     doc
 }
 

@@ -18,7 +18,7 @@
 //! forged request could make, and `SameSite=Lax` already keeps the cookie
 //! off cross-site POSTs.
 
-use super::session::StorefrontConfig;
+use super::Settings;
 use axum::http::header::{self, HeaderMap};
 use base64::Engine;
 use rand::RngCore;
@@ -50,7 +50,7 @@ pub fn verify(secret: &str, token: &str) -> bool {
 }
 
 /// Whether the request comes from one of the shop's own pages.
-pub fn same_origin(headers: &HeaderMap, config: &StorefrontConfig) -> bool {
+pub fn same_origin(headers: &HeaderMap, config: &Settings) -> bool {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     match get("sec-fetch-site") {
         Some("same-origin") => return true,
@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn same_origin_needs_proof() {
-        let local = StorefrontConfig::default();
+        let local = Settings::default();
         assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")]), &local));
         assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site"), ("origin", "http://a.test"), ("host", "a.test")]), &local));
         assert!(same_origin(&headers(&[("origin", "http://a.test:8080"), ("host", "a.test:8080")]), &local));
@@ -122,7 +122,7 @@ mod tests {
         assert!(!same_origin(&headers(&[("origin", "null"), ("host", "a.test")]), &local));
         assert!(same_origin(&headers(&[("referer", "http://a.test/products/x"), ("host", "a.test")]), &local));
         assert!(!same_origin(&headers(&[("host", "a.test")]), &local));
-        let public = StorefrontConfig::default().with_public_url("https://shop.example").unwrap();
+        let public = Settings::default().with_public_url("https://shop.example").unwrap();
         assert!(same_origin(&headers(&[("origin", "https://shop.example"), ("host", "10.0.0.5")]), &public));
         assert!(!same_origin(&headers(&[("origin", "http://shop.example"), ("host", "shop.example")]), &public));
     }

@@ -1,48 +1,42 @@
-use super::{format_money, respond, Cache, Page, Shell};
+use super::listing::{self, ProductCard};
+use super::{respond, Cache, Page, Shell};
 use crate::AppState;
 use askama::Template;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use keel_domain::catalog::ProductStatus;
 
-/// One product as a card in a grid.
-pub struct ProductCard {
+pub struct CollectionLink {
     pub handle: String,
     pub title: String,
-    pub price: String,
+    pub description: String,
 }
 
 #[derive(Template)]
-#[template(path = "storefront/home.html")]
+#[template(path = "storefront/home.html", whitespace = "minimize")]
 struct Home {
     shell: Shell,
-    products: Vec<ProductCard>,
+    cards: Vec<ProductCard>,
+    collections: Vec<CollectionLink>,
 }
 
 pub async fn show(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let products = match s.app.list_products(Some(ProductStatus::Active), None, Some(24)).await {
-        Ok(page) => page.data,
-        Err(e) => {
-            tracing::error!(error = %e, "home page: listing products failed");
-            return super::server_error(&headers);
-        }
+    let settings = &s.storefront;
+    let home = match s.app.storefront_home(&settings.currency).await {
+        Ok(h) => h,
+        Err(e) => return super::failure(&headers, "home", e),
     };
-    let keys = products.iter().map(|p| p.id.clone()).chain(["products".to_owned()]);
-    let cards = products
-        .iter()
-        .map(|p| ProductCard {
-            handle: p.handle.clone(),
-            title: p.title.clone(),
-            price: p
-                .variants
-                .iter()
-                .flat_map(|v| v.prices.iter())
-                .min_by_key(|pr| pr.amount)
-                .map(|pr| format_money(pr.amount, &pr.currency))
-                .unwrap_or_default(),
-        })
-        .collect();
-    let page = Home { shell: Shell::new("Home", "Everyday goods, shipped fast.").canonical("/"), products: cards };
+    let keys: Vec<String> =
+        listing::product_keys(&home.featured).chain(home.collections.iter().map(|c| c.id.clone())).collect();
+    let page = Home {
+        shell: Shell::new("Everyday goods, shipped fast", "Clothing, homeware and accessories made to last, shipped from stock.")
+            .canonical(settings.url("/")),
+        cards: listing::cards(&home.featured, &settings.currency),
+        collections: home
+            .collections
+            .into_iter()
+            .map(|c| CollectionLink { handle: c.handle, title: c.title, description: c.description.unwrap_or_default() })
+            .collect(),
+    };
     respond(&headers, Page::render(&page, Cache::CATALOG).keys(keys))
 }

@@ -17,55 +17,6 @@ use keel_app::App;
 
 pub const COOKIE: &str = "keel_session";
 
-/// Storefront settings from the environment (`KEEL_PUBLIC_URL`,
-/// `KEEL_STORE_CURRENCY`).
-#[derive(Debug, Clone)]
-pub struct StorefrontConfig {
-    /// The shop's public origin (`https://shop.example`), when configured:
-    /// forms must come from it. Otherwise from the request's own `Host`.
-    pub public_origin: Option<String>,
-    /// Send the session cookie with `Secure` (the public URL is https).
-    pub secure_cookies: bool,
-    /// Currency of new carts.
-    pub currency: String,
-}
-
-impl Default for StorefrontConfig {
-    fn default() -> Self {
-        StorefrontConfig { public_origin: None, secure_cookies: false, currency: "USD".into() }
-    }
-}
-
-impl StorefrontConfig {
-    /// Settings for a shop served at `public_url` (`http://` or `https://`
-    /// plus a host and optional port; any path is ignored).
-    pub fn with_public_url(mut self, public_url: &str) -> Result<StorefrontConfig, String> {
-        let url = public_url.trim();
-        let (scheme, rest) = url.split_once("://").ok_or("KEEL_PUBLIC_URL must start with http:// or https://")?;
-        let scheme = scheme.to_ascii_lowercase();
-        if scheme != "http" && scheme != "https" {
-            return Err("KEEL_PUBLIC_URL must start with http:// or https://".into());
-        }
-        let host = rest.split(['/', '?', '#']).next().unwrap_or("").to_ascii_lowercase();
-        let host_ok = !host.is_empty()
-            && !host.contains('@')
-            && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
-        if !host_ok {
-            return Err("KEEL_PUBLIC_URL must name a host, like https://shop.example".into());
-        }
-        self.secure_cookies = scheme == "https";
-        self.public_origin = Some(format!("{scheme}://{host}"));
-        Ok(self)
-    }
-
-    pub fn with_currency(mut self, currency: &str) -> Result<StorefrontConfig, String> {
-        let c = keel_domain::money::Currency::parse("currency", currency)
-            .map_err(|_| format!("KEEL_STORE_CURRENCY must be an ISO 4217 code, not `{currency}`"))?;
-        self.currency = c.code().to_owned();
-        Ok(self)
-    }
-}
-
 /// The browser behind a storefront request and its session, if it has one.
 /// Handlers that change the session pass their response through
 /// [`Visitor::finish`], which sends the cookie when it changed.
@@ -194,13 +145,13 @@ mod tests {
 
     #[test]
     fn the_public_url_decides_the_origin_and_secure_cookies() {
-        let c = StorefrontConfig::default().with_public_url("https://Shop.Example:8443/store/").unwrap();
+        let c = super::Settings::default().with_public_url("https://Shop.Example:8443/store/").unwrap();
         assert_eq!(c.public_origin.as_deref(), Some("https://shop.example:8443"));
         assert!(c.secure_cookies);
-        let c = StorefrontConfig::default().with_public_url("http://127.0.0.1:7300").unwrap();
+        let c = super::Settings::default().with_public_url("http://127.0.0.1:7300").unwrap();
         assert!(!c.secure_cookies);
-        assert!(StorefrontConfig::default().with_public_url("shop.example").is_err());
-        assert!(StorefrontConfig::default().with_public_url("https://user@evil").is_err());
+        assert!(super::Settings::default().with_public_url("shop.example").is_err());
+        assert!(super::Settings::default().with_public_url("https://user@evil").is_err());
     }
 
     #[test]

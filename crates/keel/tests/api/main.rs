@@ -18,5 +18,6 @@ mod purge;
 mod recovery;
 mod reservations;
 mod storefront_checkout;
+mod storefront_catalog;
 mod stripe;
 mod webhooks;
