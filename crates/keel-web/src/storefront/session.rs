@@ -145,13 +145,13 @@ mod tests {
 
     #[test]
     fn the_public_url_decides_the_origin_and_secure_cookies() {
-        let c = super::Settings::default().with_public_url("https://Shop.Example:8443/store/").unwrap();
+        let c = crate::storefront::Settings::default().with_public_url("https://Shop.Example:8443/store/").unwrap();
         assert_eq!(c.public_origin.as_deref(), Some("https://shop.example:8443"));
         assert!(c.secure_cookies);
-        let c = super::Settings::default().with_public_url("http://127.0.0.1:7300").unwrap();
+        let c = crate::storefront::Settings::default().with_public_url("http://127.0.0.1:7300").unwrap();
         assert!(!c.secure_cookies);
-        assert!(super::Settings::default().with_public_url("shop.example").is_err());
-        assert!(super::Settings::default().with_public_url("https://user@evil").is_err());
+        assert!(crate::storefront::Settings::default().with_public_url("shop.example").is_err());
+        assert!(crate::storefront::Settings::default().with_public_url("https://user@evil").is_err());
     }
 
     #[test]
