@@ -1,6 +1,7 @@
 //! What the storefront reads: active products with live availability,
 //! published collections, filtered listings and search. Reads only.
 
+use crate::images::ImageView;
 use crate::views::{ProductView, VariantView};
 use crate::{App, AppError, Result};
 use keel_domain::storefront::{sellable_units, StockStatus};
@@ -28,6 +29,8 @@ pub struct Card {
     pub from_price: Option<i64>,
     /// Whether some live variant can be sold now.
     pub available: bool,
+    /// The product's first image in display order.
+    pub image: Option<ImageView>,
 }
 
 /// A collection as the storefront shows it.
@@ -93,6 +96,8 @@ pub struct ProductPage {
     pub product: ProductView,
     /// Live (not archived) variants in position order, with availability.
     pub variants: Vec<VariantStock>,
+    /// In display order.
+    pub images: Vec<ImageView>,
 }
 
 /// The handle of the collection the home page features.
@@ -107,9 +112,11 @@ async fn sellable(conn: &mut Conn, variant_ids: &[&str]) -> Result<HashMap<Strin
     Ok(per_variant.into_iter().map(|(v, parts)| (v, sellable_units(&parts))).collect())
 }
 
-/// Cards for these products, with prices and availability, in three queries.
+/// Cards for these products, with prices, availability and first image, in
+/// a fixed number of queries whatever the number of products.
 async fn cards(conn: &mut Conn, rows: Vec<ProductRow>, currency: &str) -> Result<Vec<Card>> {
     let ids: Vec<String> = rows.iter().map(|p| p.id.clone()).collect();
+    let mut images = keel_store::images::images_of(conn, &ids).await?;
     let mut variants: BTreeMap<String, Vec<VariantRow>> = BTreeMap::new();
     for v in catalog::variants_of(conn, &ids).await?.into_iter().filter(|v| v.archived_at.is_none()) {
         variants.entry(v.product_id.clone()).or_default().push(v);
@@ -128,6 +135,7 @@ async fn cards(conn: &mut Conn, rows: Vec<ProductRow>, currency: &str) -> Result
                     .map(|(_, amount)| *amount)
                     .min(),
                 available: vs.iter().any(|v| stock.get(&v.id).copied().unwrap_or(0) > 0),
+                image: images.remove(&p.id).and_then(|v| v.into_iter().next()).map(ImageView::from_row),
                 id: p.id,
                 handle: p.handle,
                 title: p.title,
@@ -229,8 +237,15 @@ impl App {
                 VariantStock { variant: VariantView::from_row(v.clone()), available, status: StockStatus::of(available) }
             })
             .collect();
+        let images = keel_store::images::images_of(&mut conn, &ids)
+            .await?
+            .remove(&p.id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(ImageView::from_row)
+            .collect();
         let product = ProductView::from_rows(p, rows, Vec::new());
-        Ok(ProductPage { product, variants })
+        Ok(ProductPage { product, variants, images })
     }
 
     /// Published collections and active products, for the sitemap.

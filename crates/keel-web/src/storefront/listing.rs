@@ -2,6 +2,7 @@
 //! tolerant query-string parsing.
 
 use super::format_money;
+use crate::media::{picture_html, Picture};
 use keel_app::storefront::{Card, Listing};
 use std::collections::HashMap;
 
@@ -17,20 +18,29 @@ pub struct ProductCard {
     pub picture: String,
 }
 
+/// Cards fill half the width on phones, a third from 40em, a quarter from 64em.
+const CARD_SIZES: &str = "(min-width: 64em) 18rem, (min-width: 40em) 33vw, 50vw";
+/// Cards in the first row on a phone load at once; the rest lazily.
+const EAGER_CARDS: usize = 2;
+
 impl ProductCard {
-    pub fn from_card(c: &Card, currency: &str) -> ProductCard {
+    pub fn from_card(c: &Card, currency: &str, eager: bool) -> ProductCard {
+        let picture = c.image.as_ref().and_then(Picture::from_image).map(|p| {
+            let p = if p.alt.trim().is_empty() { p.with_alt(c.title.clone()) } else { p };
+            picture_html(&p, CARD_SIZES, eager)
+        });
         ProductCard {
             handle: c.handle.clone(),
             title: c.title.clone(),
             price: c.from_price.map(|a| format_money(a, currency)).unwrap_or_default(),
             available: c.available,
-            picture: String::new(),
+            picture: picture.unwrap_or_default(),
         }
     }
 }
 
 pub fn cards(cards: &[Card], currency: &str) -> Vec<ProductCard> {
-    cards.iter().map(|c| ProductCard::from_card(c, currency)).collect()
+    cards.iter().enumerate().map(|(i, c)| ProductCard::from_card(c, currency, i < EAGER_CARDS)).collect()
 }
 
 /// Purge keys for a listing: its products, plus `products` for "any product".

@@ -6,6 +6,7 @@
 use super::cache::{known_variant, Lookup, Rendered};
 use super::listing;
 use super::{decimal_amount, etag_of, format_money, respond, Cache, Page, Settings, Shell};
+use crate::media::{picture_html, Picture};
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
@@ -58,6 +59,9 @@ struct LdOffer<'a> {
     url: String,
 }
 
+/// The main image fills the width on phones and half of it from 40em.
+const PRODUCT_SIZES: &str = "(min-width: 72rem) 36rem, (min-width: 40em) 50vw, 100vw";
+
 #[derive(Serialize)]
 struct LdProduct<'a> {
     #[serde(rename = "@context")]
@@ -70,6 +74,9 @@ struct LdProduct<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     sku: Option<&'a str>,
     url: String,
+    /// Absolute URLs of the product's images.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    image: Vec<String>,
     offers: Vec<LdOffer<'a>>,
 }
 
@@ -127,6 +134,7 @@ fn render(data: &ProductPage, variant: Option<&str>, settings: &Settings) -> Ren
         description: p.description.as_deref(),
         sku: data.variants.first().map(|v| v.variant.sku.as_str()),
         url: canonical.clone(),
+        image: data.images.iter().filter_map(Picture::from_image).map(|pic| settings.url(&pic.fallback_src)).collect(),
         offers: data
             .variants
             .iter()
@@ -151,7 +159,12 @@ fn render(data: &ProductPage, variant: Option<&str>, settings: &Settings) -> Ren
         title: p.title.clone(),
         description: p.description.clone().unwrap_or_default(),
         price,
-        picture: String::new(),
+        picture: Picture::first_of(&data.images)
+            .map(|pic| {
+                let pic = if pic.alt.trim().is_empty() { pic.with_alt(p.title.clone()) } else { pic };
+                picture_html(&pic, PRODUCT_SIZES, true)
+            })
+            .unwrap_or_default(),
         legend,
         any_available: choices.iter().any(|c| c.available),
         choices,
