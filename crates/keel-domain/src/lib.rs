@@ -3,6 +3,7 @@
 //! Nothing in this crate performs I/O; every function is deterministic given
 //! its inputs, which is what makes the invariants here property-testable.
 
+pub mod access;
 pub mod catalog;
 pub mod error;
 pub mod health;
