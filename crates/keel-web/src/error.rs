@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// `invalid_request_error`, `authentication_error`, `idempotency_error`
-    /// or `api_error`.
+    /// `invalid_request_error`, `authentication_error`, `permission_error`,
+    /// `rate_limit_error`, `idempotency_error` or `api_error`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// Stable machine-readable code, e.g. `insufficient_stock`.
@@ -34,11 +34,13 @@ pub struct ErrorEnvelope {
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, code: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError { status, body: ErrorBody { kind, code: code.into(), message: message.into(), param: None, decline_code: None } }
+        ApiError { status, body: ErrorBody { kind, code: code.into(), message: message.into(), param: None, decline_code: None }, retry_after: None }
     }
 
     pub fn invalid(status: StatusCode, code: impl Into<String>, message: impl Into<String>, param: Option<String>) -> Self {
@@ -49,6 +51,23 @@ impl ApiError {
 
     pub fn unauthorized(message: &str) -> Self {
         ApiError::new(StatusCode::UNAUTHORIZED, "authentication_error", "unauthorized", message)
+    }
+
+    /// The caller is authenticated but its role lacks the permission.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "permission_error", "forbidden", message)
+    }
+
+    /// 429 with `Retry-After` (seconds).
+    pub fn too_many_attempts(retry_after_secs: u64) -> Self {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "too_many_attempts",
+            "too many failed attempts; retry later",
+        );
+        e.retry_after = Some(retry_after_secs.max(1));
+        e
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -78,6 +97,8 @@ impl From<AppError> for ApiError {
                 e.body.decline_code = decline_code;
                 e
             }
+            AppError::Forbidden { message } => ApiError::forbidden(message),
+            AppError::TooManyAttempts { retry_after_secs } => ApiError::too_many_attempts(retry_after_secs),
             AppError::Contended => ApiError::new(
                 StatusCode::CONFLICT,
                 "invalid_request_error",
@@ -100,6 +121,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = (self.status, Json(ErrorEnvelope { error: self.body })).into_response();
         res.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+        if let Some(secs) = self.retry_after {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
         res
     }
 }

@@ -2,6 +2,7 @@
 //! JSON API under `/api/v1` with its own authentication, idempotency and
 //! error layers. Handlers are thin: parse, call one use case, map the result.
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod error;

@@ -54,6 +54,12 @@ enum ApikeyCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// The staff role the key acts as (default: owner, full access).
+        #[arg(long, default_value = "owner")]
+        role: String,
+        /// Days until the key stops working (default: never).
+        #[arg(long)]
+        expires_in_days: Option<i64>,
     },
 }
 
@@ -196,9 +202,20 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
                 Ok(ExitCode::from(2))
             }
         }
-        Command::Apikey { command: ApikeyCommand::Create { name } } => {
+        Command::Apikey { command: ApikeyCommand::Create { name, role, expires_in_days } } => {
+            let role = keel_domain::access::Role::parse("role", role)?;
+            if expires_in_days.is_some_and(|d| !(1..=keel_app::apikeys::MAX_EXPIRY_DAYS).contains(&d)) {
+                return Err(format!("--expires-in-days must be between 1 and {}", keel_app::apikeys::MAX_EXPIRY_DAYS).into());
+            }
             let app = open(&cli).await?;
-            let (_, secret) = app.create_api_key(name).await?;
+            let new = keel_app::apikeys::NewApiKey {
+                name: name.clone(),
+                role,
+                expires_at: expires_in_days.map(|d| keel_domain::time::now_micros() + d * 86_400_000_000),
+                created_by: None,
+                creator_role: keel_domain::access::Role::Owner,
+            };
+            let (_, secret) = app.create_scoped_api_key(new).await?;
             app.store.close().await;
             println!("{secret}");
             Ok(ExitCode::SUCCESS)
