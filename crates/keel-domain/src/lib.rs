@@ -9,6 +9,7 @@ pub mod error;
 pub mod health;
 pub mod ids;
 pub mod images;
+pub mod login;
 pub mod inventory;
 pub mod money;
 pub mod orders;

@@ -97,6 +97,12 @@ impl From<AppError> for ApiError {
                 e.body.decline_code = decline_code;
                 e
             }
+            AppError::BadCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "invalid_credentials",
+                "the email, password or code is not correct",
+            ),
             AppError::Forbidden { message } => ApiError::forbidden(message),
             AppError::TooManyAttempts { retry_after_secs } => ApiError::too_many_attempts(retry_after_secs),
             AppError::Contended => ApiError::new(

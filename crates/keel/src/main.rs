@@ -46,6 +46,25 @@ enum Command {
         #[command(subcommand)]
         command: ApikeyCommand,
     },
+    /// Manage staff users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a staff user. The password is `KEEL_USER_PASSWORD` if set,
+    /// else generated and printed once.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// owner, admin, catalog_manager, inventory_manager, fulfillment,
+        /// support_agent or analyst.
+        #[arg(long)]
+        role: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -62,6 +81,9 @@ enum ApikeyCommand {
         expires_in_days: Option<i64>,
     },
 }
+
+/// The owner `serve --demo` creates (its password is new each start).
+const DEMO_OWNER: &str = "owner@demo.keel";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -220,15 +242,33 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             println!("{secret}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::User { command: UserCommand::Create { email, role } } => {
+            let role = keel_domain::access::Role::parse("role", role)?;
+            let password = std::env::var("KEEL_USER_PASSWORD").ok().filter(|p| !p.is_empty());
+            let app = open(&cli).await?;
+            let created = app.create_staff_user(email, role, password.as_deref(), keel_domain::time::now_micros()).await;
+            app.store.close().await;
+            let created = created?;
+            println!("created {} ({}) {}", created.user.email, created.user.role.as_str(), created.user.id);
+            if let Some(p) = created.generated_password {
+                println!("password: {p}");
+            }
+            if role.requires_two_factor() {
+                println!("two-factor enrolment is required at first sign-in");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve { listen, demo, no_workers } => {
             let app = open(&cli).await?;
             let mut demo_key = None;
+            let mut demo_owner = None;
             if *demo {
                 if app.seed_demo().await? {
                     tracing::info!("demo data created");
                 }
                 app.revoke_api_keys_named("demo").await?;
                 demo_key = Some(app.create_api_key("demo").await?.1);
+                demo_owner = Some(app.ensure_demo_owner(DEMO_OWNER).await?);
             }
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let addr = listener.local_addr()?;
@@ -244,6 +284,9 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             if let Some(key) = &demo_key {
                 println!("  Demo key  {key}");
                 println!("  Try:      curl -H 'Authorization: Bearer {key}' {base}/api/v1/products");
+            }
+            if let Some(password) = &demo_owner {
+                println!("  Admin     {base}/admin  {DEMO_OWNER} / {password}  (two-factor enrolment at first sign-in)");
             }
             let router = keel_web::router(keel_web::AppState::new(app.clone()).with_storefront(storefront));
             axum::serve(listener, router)

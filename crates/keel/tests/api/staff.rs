@@ -201,3 +201,141 @@ async fn admins_cannot_grant_owner_and_expired_keys_stop() {
     assert_eq!(s, StatusCode::UNAUTHORIZED, "an expired key is refused");
     assert_eq!(Role::parse("role", "analyst").unwrap(), Role::Analyst);
 }
+
+// ------------------------------------------------------------ staff users ---
+
+use keel_app::staff::SessionState;
+use keel_app::AppError;
+
+const T0: i64 = 1_800_000_000_000_000;
+const SEC: i64 = 1_000_000;
+
+fn code_at(secret_b32: &str, now: i64) -> String {
+    let bytes = totp_rs::Secret::try_from_base32(secret_b32).unwrap();
+    let totp = totp_rs::Builder::new().with_secret(bytes.as_ref().to_vec()).build().unwrap();
+    totp.generate((now / SEC) as u64).to_string()
+}
+
+#[tokio::test]
+async fn sign_in_with_password_then_totp_and_recovery_codes() {
+    let t = spawn_app().await;
+    let app = &t.app;
+    let created = app.create_staff_user("Ops@Example.com", Role::Analyst, Some("correct horse battery"), T0).await.unwrap();
+    assert_eq!(created.user.email, "ops@example.com");
+    assert!(created.generated_password.is_none());
+    let stored: i64 = t.db.scalar("SELECT COUNT(*) FROM staff_users WHERE password_hash LIKE '$argon2id$%'").await;
+    assert_eq!(stored, 1, "argon2id");
+    assert!(matches!(
+        app.create_staff_user("ops@example.com", Role::Admin, None, T0).await,
+        Err(AppError::Conflict { code: "email_taken", .. })
+    ));
+    assert!(matches!(app.create_staff_user("x@example.com", Role::Admin, Some("short"), T0).await, Err(AppError::Invalid(_))));
+
+    // Password only: signed in (analysts need no second factor).
+    let s = app.staff_sign_in("OPS@example.com ", "correct horse battery", "10.0.0.1", None, T0).await.unwrap();
+    assert_eq!(s.session.state, SessionState::SignedIn);
+    assert_eq!(s.session.user.role, Role::Analyst);
+    assert!(matches!(app.staff_sign_in("ops@example.com", "wrong password!!", "10.0.0.1", None, T0).await, Err(AppError::BadCredentials)));
+    assert!(matches!(app.staff_sign_in("nobody@example.com", "whatever password", "10.0.0.1", None, T0).await, Err(AppError::BadCredentials)));
+
+    // Enrol: the secret is stored encrypted, the QR is an SVG.
+    let uid = created.user.id.clone();
+    let e = app.begin_totp_enrolment(&uid, T0).await.unwrap();
+    assert!(e.otpauth_url.starts_with("otpauth://totp/Keel:ops%40example.com?") || e.otpauth_url.starts_with("otpauth://totp/Keel:ops@example.com?"), "{}", e.otpauth_url);
+    assert!(e.qr_svg.starts_with("<svg"));
+    let plain: i64 = t.db.scalar(&format!("SELECT COUNT(*) FROM staff_users WHERE totp_secret LIKE '%{}%'", e.secret)).await;
+    assert_eq!(plain, 0, "the TOTP secret is not stored in the clear");
+    assert!(matches!(app.confirm_totp_enrolment(&uid, "000000", T0).await, Err(AppError::BadCredentials)) || code_at(&e.secret, T0) == "000000");
+    let codes = app.confirm_totp_enrolment(&uid, &code_at(&e.secret, T0), T0).await.unwrap();
+    assert_eq!(codes.len(), 10);
+    assert_eq!(app.unused_recovery_codes(&uid).await.unwrap(), 10);
+
+    // Now the password alone is not enough, and the old session is rotated away.
+    let now = T0 + 60 * SEC;
+    let pending = app.staff_sign_in("ops@example.com", "correct horse battery", "10.0.0.1", Some(&s.token), now).await.unwrap();
+    assert_eq!(pending.session.state, SessionState::SecondFactorDue);
+    assert!(app.staff_session(&s.token, now).await.unwrap().is_none(), "sign-in ends the previous session");
+    // The code used at enrolment (an older step) cannot be replayed.
+    assert!(matches!(app.staff_second_factor(&pending.token, &code_at(&e.secret, T0), "10.0.0.1", now).await, Err(AppError::BadCredentials)));
+    let full = app.staff_second_factor(&pending.token, &code_at(&e.secret, now), "10.0.0.1", now).await.unwrap();
+    assert_eq!(full.session.state, SessionState::SignedIn);
+    assert!(app.staff_session(&pending.token, now).await.unwrap().is_none(), "the pending token is replaced");
+    // The same code again (same step): refused.
+    let again = app.staff_sign_in("ops@example.com", "correct horse battery", "10.0.0.1", None, now).await.unwrap();
+    assert!(app.staff_second_factor(&again.token, &code_at(&e.secret, now), "10.0.0.1", now).await.is_err());
+
+    // A recovery code works once, in any case and with or without the dash.
+    let code = codes[0].to_uppercase().replace('-', "");
+    let again = app.staff_sign_in("ops@example.com", "correct horse battery", "10.0.0.1", None, now).await.unwrap();
+    app.staff_second_factor(&again.token, &code, "10.0.0.1", now).await.unwrap();
+    let again = app.staff_sign_in("ops@example.com", "correct horse battery", "10.0.0.1", None, now).await.unwrap();
+    assert!(matches!(app.staff_second_factor(&again.token, &code, "10.0.0.1", now).await, Err(AppError::BadCredentials)));
+    assert_eq!(app.unused_recovery_codes(&uid).await.unwrap(), 9);
+
+    // Sign out everywhere ends every session.
+    assert!(app.staff_session(&full.token, now).await.unwrap().is_some());
+    assert!(app.staff_sign_out_everywhere(&uid).await.unwrap() >= 2);
+    assert!(app.staff_session(&full.token, now).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn sessions_time_out_idle_and_absolute() {
+    let t = spawn_app().await;
+    let app = &t.app;
+    app.create_staff_user("a@example.com", Role::SupportAgent, Some("a long enough password"), T0).await.unwrap();
+    let s = app.staff_sign_in("a@example.com", "a long enough password", "ip", None, T0).await.unwrap();
+    let idle = keel_app::staff::SESSION_IDLE_MICROS;
+    assert!(app.staff_session(&s.token, T0 + idle - SEC).await.unwrap().is_some(), "activity restarts the idle timeout");
+    assert!(app.staff_session(&s.token, T0 + 2 * idle - 2 * SEC).await.unwrap().is_some());
+    assert!(app.staff_session(&s.token, T0 + 3 * idle).await.unwrap().is_none(), "idle too long");
+    // Absolute: kept active, it still ends 12 hours after sign-in.
+    let s = app.staff_sign_in("a@example.com", "a long enough password", "ip", None, T0).await.unwrap();
+    let mut now = T0;
+    while now < T0 + keel_app::staff::SESSION_ABSOLUTE_MICROS - idle {
+        now += idle / 2;
+        assert!(app.staff_session(&s.token, now).await.unwrap().is_some());
+    }
+    assert!(app.staff_session(&s.token, T0 + keel_app::staff::SESSION_ABSOLUTE_MICROS).await.unwrap().is_none());
+    app.staff_sign_out(&s.token).await.unwrap();
+}
+
+#[tokio::test]
+async fn owners_must_enrol_two_factor() {
+    let t = spawn_app().await;
+    let created = t.app.create_staff_user("boss@example.com", Role::Owner, None, T0).await.unwrap();
+    let password = created.generated_password.expect("generated");
+    let s = t.app.staff_sign_in("boss@example.com", &password, "ip", None, T0).await.unwrap();
+    assert_eq!(s.session.state, SessionState::EnrolmentDue);
+}
+
+#[tokio::test]
+async fn repeated_failures_slow_down_then_lock_and_the_lock_expires() {
+    let t = spawn_app().await;
+    let app = &t.app;
+    app.create_staff_user("v@example.com", Role::Fulfillment, Some("the right password"), T0).await.unwrap();
+    let mut now = T0;
+    for _ in 0..3 {
+        assert!(matches!(app.staff_sign_in("v@example.com", "not the password", "1.1.1.1", None, now).await, Err(AppError::BadCredentials)));
+    }
+    // After three failures, an immediate retry must wait — even with the right password.
+    match app.staff_sign_in("v@example.com", "the right password", "1.1.1.1", None, now).await {
+        Err(AppError::TooManyAttempts { retry_after_secs }) => assert_eq!(retry_after_secs, 1),
+        other => panic!("expected 429, got {:?}", other.map(|s| s.session)),
+    }
+    for _ in 3..10 {
+        now += 61 * SEC;
+        assert!(matches!(app.staff_sign_in("v@example.com", "not the password", "1.1.1.1", None, now).await, Err(AppError::BadCredentials)));
+    }
+    // Ten failures: locked for 15 minutes, from any address.
+    now += 61 * SEC;
+    match app.staff_sign_in("v@example.com", "the right password", "2.2.2.2", None, now).await {
+        Err(AppError::TooManyAttempts { retry_after_secs }) => assert!(retry_after_secs > 800 && retry_after_secs <= 900, "{retry_after_secs}"),
+        other => panic!("expected lock, got {:?}", other.map(|s| s.session)),
+    }
+    now += 15 * 60 * SEC;
+    let s = app.staff_sign_in("v@example.com", "the right password", "2.2.2.2", None, now).await.unwrap();
+    assert_eq!(s.session.state, SessionState::SignedIn);
+    // Success clears the account's count.
+    assert!(matches!(app.staff_sign_in("v@example.com", "not the password", "2.2.2.2", None, now).await, Err(AppError::BadCredentials)));
+    assert!(app.staff_sign_in("v@example.com", "the right password", "2.2.2.2", None, now).await.is_ok());
+}
