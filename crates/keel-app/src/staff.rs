@@ -284,7 +284,8 @@ impl App {
     async fn check_throttle(&self, email: &str, ip: &str, now: i64) -> Result<()> {
         let mut conn = self.store.reader().await?;
         let account = Throttle::ACCOUNT.wait(to_failures(db::failures(&mut conn, ACCOUNT, email).await?), now);
-        let address = Throttle::ADDRESS.wait(to_failures(db::failures(&mut conn, ADDRESS, ip).await?), now);
+        let address =
+            if ip.is_empty() { 0 } else { Throttle::ADDRESS.wait(to_failures(db::failures(&mut conn, ADDRESS, ip).await?), now) };
         let wait = account.max(address);
         if wait > 0 {
             return Err(AppError::TooManyAttempts { retry_after_secs: retry_after_secs(wait) });
@@ -296,8 +297,10 @@ impl App {
         in_tx!(self, |tx| {
             let a = Throttle::ACCOUNT.after_failure(to_failures(db::failures(&mut tx, ACCOUNT, email).await?), now);
             db::put_failures(&mut tx, ACCOUNT, email, from_failures(a)).await?;
-            let i = Throttle::ADDRESS.after_failure(to_failures(db::failures(&mut tx, ADDRESS, ip).await?), now);
-            db::put_failures(&mut tx, ADDRESS, ip, from_failures(i)).await?;
+            if !ip.is_empty() {
+                let i = Throttle::ADDRESS.after_failure(to_failures(db::failures(&mut tx, ADDRESS, ip).await?), now);
+                db::put_failures(&mut tx, ADDRESS, ip, from_failures(i)).await?;
+            }
             Ok(())
         })
     }
@@ -345,7 +348,8 @@ impl App {
 
     /// Step one of sign-in: email and password. `previous` is the browser's
     /// current session token, which is ended. A user with two-factor gets a
-    /// [`SessionState::SecondFactorDue`] session. Errors: 429
+    /// [`SessionState::SecondFactorDue`] session. `ip` is the client address
+    /// (empty: unknown, only the account is counted). Errors: 429
     /// `TooManyAttempts` (nothing is checked while throttled) and
     /// `BadCredentials` (unknown email, wrong password, disabled — alike).
     pub async fn staff_sign_in(&self, email: &str, password: &str, ip: &str, previous: Option<&str>, now: i64) -> Result<IssuedSession> {
@@ -470,10 +474,26 @@ impl App {
         Ok(TotpEnrolment { qr_svg: qr_svg(&url)?, secret, otpauth_url: url })
     }
 
+    /// The enrolment in progress (its secret kept), or a new one.
+    pub async fn totp_enrolment(&self, user_id: &str, now: i64) -> Result<TotpEnrolment> {
+        let mut conn = self.store.reader().await?;
+        let Some(user) = db::user_by_id(&mut conn, user_id).await? else { return Err(AppError::not_found("staff_user", user_id)) };
+        drop(conn);
+        if user.totp_enabled_at.is_none() {
+            if let (Some(totp), Some(enc)) = (self.user_totp(&user)?, user.totp_secret.as_deref()) {
+                let secret = self.secrets.decrypt(enc).map_err(|_| keel_store::StoreError::corrupt("a TOTP secret does not decrypt"))?;
+                let url = totp.to_url().map_err(|e| AppError::Store(keel_store::StoreError::Io(format!("TOTP URL failed: {e}"))))?;
+                return Ok(TotpEnrolment { qr_svg: qr_svg(&url)?, secret, otpauth_url: url });
+            }
+        }
+        self.begin_totp_enrolment(user_id, now).await
+    }
+
     /// Confirms enrolment with a current code; returns the recovery codes
     /// (shown once; stored as SHA-256). Refused (`BadCredentials`) if the
-    /// code is wrong.
-    pub async fn confirm_totp_enrolment(&self, user_id: &str, code: &str, now: i64) -> Result<Vec<String>> {
+    /// code is wrong. `session_id` (the enrolling session) counts as having
+    /// given the second factor; the user's other sessions must give it.
+    pub async fn confirm_totp_enrolment(&self, user_id: &str, code: &str, session_id: Option<&str>, now: i64) -> Result<Vec<String>> {
         let mut conn = self.store.reader().await?;
         let Some(user) = db::user_by_id(&mut conn, user_id).await? else { return Err(AppError::not_found("staff_user", user_id)) };
         drop(conn);
@@ -492,6 +512,9 @@ impl App {
             }
             db::enable_totp(&mut tx, user_id, now).await?;
             db::replace_recovery_codes(&mut tx, user_id, &hashes, now).await?;
+            if let Some(sid) = session_id {
+                db::mark_second_factor(&mut tx, sid, now).await?;
+            }
             Ok(())
         })?;
         Ok(codes)

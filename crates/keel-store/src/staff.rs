@@ -208,6 +208,12 @@ pub async fn touch_session(conn: &mut AnyConnection, id: &str, now: i64, idle_ex
     Ok(())
 }
 
+/// Records that a session has given its second factor (at enrolment).
+pub async fn mark_second_factor(conn: &mut AnyConnection, id: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE staff_sessions SET second_factor_at = $2 WHERE id = $1").bind(id).bind(now).execute(conn).await?;
+    Ok(())
+}
+
 pub async fn delete_session(conn: &mut AnyConnection, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM staff_sessions WHERE id = $1").bind(id).execute(conn).await?;
     Ok(())

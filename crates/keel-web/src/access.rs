@@ -65,3 +65,36 @@ pub fn route_permission(method: &Method, full_path: &str) -> Option<Permission> 
         None => machine_permission(method, full_path),
     }
 }
+
+/// What an admin page asks of its visitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Sign-in pages.
+    Public,
+    /// Any signed-in staff user (their own session and two-factor).
+    SignedIn,
+    Needs(Permission),
+}
+
+/// Admin routes: (method, path, access). The admin router is built from the
+/// same paths, and a test checks both agree.
+pub const ADMIN_ROUTES: &[(&str, &str, Access)] = &[
+    ("GET", "/admin", Access::SignedIn),
+    ("GET", "/admin/login", Access::Public),
+    ("POST", "/admin/login", Access::Public),
+    ("GET", "/admin/login/2fa", Access::Public),
+    ("POST", "/admin/login/2fa", Access::Public),
+    ("GET", "/admin/2fa/setup", Access::SignedIn),
+    ("POST", "/admin/2fa/setup", Access::SignedIn),
+    ("POST", "/admin/logout", Access::SignedIn),
+    ("POST", "/admin/sessions/revoke-all", Access::SignedIn),
+];
+
+/// What an admin route asks for; `None` (refuse) for one not in the table.
+/// Admin pages for a resource (`/admin/products/…`) take the API's rule for it.
+pub fn admin_access(method: &Method, path: &str) -> Option<Access> {
+    if let Some((_, _, a)) = ADMIN_ROUTES.iter().find(|(m, p, _)| *p == path && method.as_str() == *m) {
+        return Some(*a);
+    }
+    path.strip_prefix("/admin").and_then(|rest| api_permission(method, rest)).map(Access::Needs)
+}

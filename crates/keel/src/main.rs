@@ -289,7 +289,7 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
                 println!("  Admin     {base}/admin  {DEMO_OWNER} / {password}  (two-factor enrolment at first sign-in)");
             }
             let router = keel_web::router(keel_web::AppState::new(app.clone()).with_storefront(storefront));
-            axum::serve(listener, router)
+            axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
                 .with_graceful_shutdown(async move {
                     shutdown_signal().await;
                     let _ = shutdown_tx.send(true);
