@@ -34,13 +34,14 @@ pub struct ErrorEnvelope {
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
-    /// Seconds for a `Retry-After` header.
-    pub retry_after: Option<u64>,
+    /// Seconds for a `Retry-After` header; 0 for none. (A `u16` keeps the
+    /// error small: it fits beside the status.)
+    pub retry_after: u16,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, code: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError { status, body: ErrorBody { kind, code: code.into(), message: message.into(), param: None, decline_code: None }, retry_after: None }
+        ApiError { status, body: ErrorBody { kind, code: code.into(), message: message.into(), param: None, decline_code: None }, retry_after: 0 }
     }
 
     pub fn invalid(status: StatusCode, code: impl Into<String>, message: impl Into<String>, param: Option<String>) -> Self {
@@ -66,7 +67,7 @@ impl ApiError {
             "too_many_attempts",
             "too many failed attempts; retry later",
         );
-        e.retry_after = Some(retry_after_secs.max(1));
+        e.retry_after = retry_after_secs.clamp(1, u16::MAX as u64) as u16;
         e
     }
 
@@ -127,8 +128,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = (self.status, Json(ErrorEnvelope { error: self.body })).into_response();
         res.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
-        if let Some(secs) = self.retry_after {
-            res.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        if self.retry_after > 0 {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(self.retry_after));
         }
         res
     }

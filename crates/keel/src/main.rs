@@ -128,12 +128,26 @@ async fn open(cli: &Cli) -> Result<App, AnyError> {
     let secrets = keel_app::secrets::Secrets::load(key.as_deref(), &cli.data_dir)?;
     let purge = keel_app::purge::PurgeConfig::from_env()?;
     let media_dir = cli.media_dir.clone().unwrap_or_else(|| cli.data_dir.join("media"));
-    let mut app = App::new(store, secrets).with_checkout(checkout_config()?).with_purge_config(purge).with_media_dir(media_dir);
+    let mut app = App::new(store, secrets)
+        .with_checkout(checkout_config()?)
+        .with_purge_config(purge)
+        .with_media_dir(media_dir)
+        .with_staff_config(staff_config()?);
     if let Some(payments) = payments_config()? {
         let provider = payments.provider(&app.store)?;
         app = app.with_payments(provider);
     }
     Ok(app)
+}
+
+/// `KEEL_STAFF_REQUIRE_2FA`: `1` (default) or `0`.
+fn staff_config() -> Result<keel_app::staff::StaffConfig, AnyError> {
+    let require_two_factor = match env("KEEL_STAFF_REQUIRE_2FA").as_deref() {
+        None | Some("1") | Some("true") => true,
+        Some("0") | Some("false") => false,
+        Some(other) => return Err(format!("KEEL_STAFF_REQUIRE_2FA must be 1 or 0, not {other:?}").into()),
+    };
+    Ok(keel_app::staff::StaffConfig { require_two_factor })
 }
 
 fn env(name: &str) -> Option<String> {
