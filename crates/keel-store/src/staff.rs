@@ -264,3 +264,16 @@ pub async fn clear_failures(conn: &mut AnyConnection, scope: &str, key: &str) ->
     sqlx::query("DELETE FROM login_failures WHERE scope = $1 AND key = $2").bind(scope).bind(key).execute(conn).await?;
     Ok(())
 }
+
+/// Deletes staff sessions past either timeout, and failure counters that
+/// no longer count (older than `stale_before` and not locked); returns how
+/// many rows went.
+pub async fn purge_expired(conn: &mut AnyConnection, now: i64, stale_before: i64) -> Result<u64> {
+    let a = sqlx::query("DELETE FROM staff_sessions WHERE expires_at <= $1 OR idle_expires_at <= $1").bind(now).execute(&mut *conn).await?;
+    let b = sqlx::query("DELETE FROM login_failures WHERE last_failure_at < $1 AND (locked_until IS NULL OR locked_until <= $2)")
+        .bind(stale_before)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(a.rows_affected() + b.rows_affected())
+}

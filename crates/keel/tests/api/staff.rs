@@ -296,6 +296,13 @@ async fn sessions_time_out_idle_and_absolute() {
         assert!(app.staff_session(&s.token, now).await.unwrap().is_some());
     }
     assert!(app.staff_session(&s.token, T0 + keel_app::staff::SESSION_ABSOLUTE_MICROS).await.unwrap().is_none());
+    // Expired sessions and stale failure counters are purged.
+    assert!(app.staff_sign_in("a@example.com", "wrong password here", "ip", None, T0).await.is_err());
+    assert_eq!(t.db.scalar("SELECT COUNT(*) FROM login_failures").await, 2);
+    assert!(t.db.scalar("SELECT COUNT(*) FROM staff_sessions").await >= 1);
+    app.purge_sessions(T0 + keel_app::staff::SESSION_ABSOLUTE_MICROS).await.unwrap();
+    assert_eq!(t.db.scalar("SELECT COUNT(*) FROM staff_sessions").await, 0);
+    assert_eq!(t.db.scalar("SELECT COUNT(*) FROM login_failures").await, 0);
     app.staff_sign_out(&s.token).await.unwrap();
 }
 
