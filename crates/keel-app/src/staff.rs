@@ -445,6 +445,19 @@ impl App {
         Ok(Some(self.session_view(&s, &u)?))
     }
 
+    /// Replaces a signed-in session's token with a new one (after a change
+    /// of privilege such as enabling two-factor); `None` if it is not live.
+    pub async fn staff_rotate_session(&self, token: &str, now: i64) -> Result<Option<IssuedSession>> {
+        let Some(s) = self.staff_session(token, now).await? else { return Ok(None) };
+        if s.state == SessionState::SecondFactorDue {
+            return Ok(None);
+        }
+        let mut conn = self.store.reader().await?;
+        let Some(user) = db::user_by_id(&mut conn, &s.user.id).await? else { return Ok(None) };
+        drop(conn);
+        Ok(Some(self.issue_session(&user, false, Some(token), now).await?))
+    }
+
     pub async fn staff_sign_out(&self, token: &str) -> Result<()> {
         let id = token_hash(token);
         in_tx!(self, |tx| Ok(db::delete_session(&mut tx, &id).await?))

@@ -392,7 +392,18 @@ async fn enrol_page(State(state): State<AppState>, staff: StaffUser) -> Response
 
 async fn enrol(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Response {
     match state.app.confirm_totp_enrolment(&staff.user().id, form.get("code"), Some(&staff.session.id), now_micros()).await {
-        Ok(codes) => html(StatusCode::OK, &RecoveryCodesPage { title: "Two-factor is on", codes }),
+        Ok(codes) => {
+            // A new token for the now two-factor session.
+            let page = html(StatusCode::OK, &RecoveryCodesPage { title: "Two-factor is on", codes });
+            match state.app.staff_rotate_session(&staff.token, now_micros()).await {
+                Ok(Some(issued)) => with_cookie(
+                    page,
+                    session_cookie(&issued.token, SESSION_ABSOLUTE_MICROS / 1_000_000, state.storefront.secure_cookies),
+                ),
+                Ok(None) => page,
+                Err(e) => server_error(&e),
+            }
+        }
         Err(AppError::BadCredentials) => {
             enrol_form(&state, &staff, StatusCode::UNPROCESSABLE_ENTITY, Some("That code is not correct. Try the current one.".into())).await
         }

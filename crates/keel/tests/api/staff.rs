@@ -471,6 +471,11 @@ async fn admin_sign_in_enrolment_second_factor_and_sign_out() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let codes: Vec<String> = r.body.split("<li><code>").skip(1).map(|s| s.split("</code>").next().unwrap().to_owned()).collect();
     assert_eq!(codes.len(), 10);
+    assert_ne!(b.cookies["keel_admin"], first_token, "enabling two-factor issues a new token");
+    let mut stale = Browser::new(&t);
+    stale.cookies.insert("keel_admin".into(), first_token.clone());
+    assert_eq!(stale.get("/admin").await.location(), "/admin/login");
+    let enrolled_token = b.cookies["keel_admin"].clone();
 
     let p = b.get("/admin").await;
     assert_eq!(p.status, StatusCode::OK);
@@ -483,8 +488,8 @@ async fn admin_sign_in_enrolment_second_factor_and_sign_out() {
     assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/admin/login"));
     assert!(!b.cookies.contains_key("keel_admin"));
     let mut stale = Browser::new(&t);
-    stale.cookies.insert("keel_admin".into(), first_token);
-    assert_eq!(stale.get("/admin").await.location(), "/admin/login");
+    stale.cookies.insert("keel_admin".into(), enrolled_token);
+    assert_eq!(stale.get("/admin").await.location(), "/admin/login", "signed out");
 
     // Now the password leads to the second factor; a recovery code works once.
     let p = b.get("/admin/login").await;
