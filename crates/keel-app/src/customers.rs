@@ -252,7 +252,7 @@ fn task_failed(e: tokio::task::JoinError) -> AppError {
 
 /// Argon2id (the crate's default parameters) with a random salt, as a PHC
 /// string; runs on the blocking pool.
-async fn hash_password(password: String) -> Result<String> {
+pub(crate) async fn hash_password(password: String) -> Result<String> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -265,7 +265,7 @@ async fn hash_password(password: String) -> Result<String> {
 }
 
 /// Whether `password` matches the PHC string `hash`; on the blocking pool.
-async fn verify_password(password: String, hash: String) -> Result<bool> {
+pub(crate) async fn verify_password(password: String, hash: String) -> Result<bool> {
     tokio::task::spawn_blocking(move || {
         let parsed = PasswordHash::new(&hash).map_err(|_| StoreError::corrupt("a stored password hash is not a PHC string"))?;
         Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
@@ -276,7 +276,7 @@ async fn verify_password(password: String, hash: String) -> Result<bool> {
 
 /// A hash of a random password with the current parameters, verified when
 /// the email is unknown so a miss costs about as much as a wrong password.
-async fn dummy_hash() -> Result<String> {
+pub(crate) async fn dummy_hash() -> Result<String> {
     static DUMMY: OnceLock<String> = OnceLock::new();
     if let Some(h) = DUMMY.get() {
         return Ok(h.clone());

@@ -14,6 +14,16 @@ pub enum AppError {
     /// The payment provider refused the payment (HTTP 402).
     #[error("payment declined ({code}): {message}")]
     PaymentDeclined { code: String, decline_code: Option<String>, message: String },
+    /// The caller is known but its role does not allow this (HTTP 403).
+    #[error("{message}")]
+    Forbidden { message: String },
+    /// A sign-in or second-factor code was wrong (HTTP 401); deliberately
+    /// says nothing about which part.
+    #[error("invalid credentials")]
+    BadCredentials,
+    /// Too many failed sign-ins; try again after this many seconds (HTTP 429).
+    #[error("too many attempts; retry in {retry_after_secs}s")]
+    TooManyAttempts { retry_after_secs: u64 },
     /// A concurrent writer changed what this use case read; the transaction
     /// is retried from the start.
     #[error("concurrent change; retry")]

@@ -25,6 +25,7 @@ pub mod reservations;
 pub mod secrets;
 pub mod sessions;
 pub mod shipping;
+pub mod staff;
 pub mod storefront;
 pub mod views;
 pub mod webhooks;
@@ -58,6 +59,8 @@ pub struct App {
     /// CDN purge settings and the in-process invalidation channel (see [`purge`]).
     pub cache: std::sync::Arc<purge::CacheRuntime>,
     pub media: images::Media,
+    /// Staff sign-in policy (two-factor requirement).
+    pub staff: staff::StaffConfig,
 }
 
 impl App {
@@ -78,6 +81,7 @@ impl App {
             webhook_runtime,
             cache: std::sync::Arc::new(purge::CacheRuntime::new(purge::PurgeConfig::default())),
             media: images::Media::new("keel-data/media"),
+            staff: staff::StaffConfig::default(),
         }
     }
 
@@ -89,6 +93,11 @@ impl App {
 
     pub fn with_payments(mut self, provider: std::sync::Arc<dyn keel_payments::PaymentProvider>) -> App {
         self.payments = provider;
+        self
+    }
+
+    pub fn with_staff_config(mut self, config: staff::StaffConfig) -> App {
+        self.staff = config;
         self
     }
 

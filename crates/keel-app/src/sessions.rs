@@ -187,9 +187,13 @@ impl App {
         })
     }
 
-    /// Deletes sessions idle past their timeout; returns how many.
+    /// Deletes storefront sessions idle past their timeout, expired staff
+    /// sessions and stale sign-in failure counters; returns how many.
     pub async fn purge_sessions(&self, now: i64) -> Result<u64> {
-        in_tx!(self, |tx| Ok(db::purge_expired(&mut tx, now, 1000).await?))
+        let shop = in_tx!(self, |tx| Ok(db::purge_expired(&mut tx, now, 1000).await?))?;
+        let stale_before = now - keel_domain::login::Throttle::ACCOUNT.window_micros.max(keel_domain::login::Throttle::ADDRESS.window_micros);
+        let staff = in_tx!(self, |tx| Ok(keel_store::staff::purge_expired(&mut tx, now, stale_before).await?))?;
+        Ok(shop + staff)
     }
 }
 

@@ -110,3 +110,4 @@ mod tests {
         assert!(ProductId::parse("id", "").is_err());
     }
 }
+prefixed_id!(StaffUserId, "usr");

@@ -15,9 +15,12 @@ pub struct ApiKeyRow {
     pub last_used_at: Option<i64>,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// A `keel_domain::access::Role` name.
+    pub role: String,
+    pub created_by: Option<String>,
 }
 
-const COLUMNS: &str = "id, name, prefix, secret_hash, created_at, last_used_at, expires_at, revoked_at";
+const COLUMNS: &str = "id, name, prefix, secret_hash, created_at, last_used_at, expires_at, revoked_at, role, created_by";
 
 fn from_row(r: &AnyRow) -> Result<ApiKeyRow> {
     Ok(ApiKeyRow {
@@ -29,11 +32,13 @@ fn from_row(r: &AnyRow) -> Result<ApiKeyRow> {
         last_used_at: r.try_get("last_used_at")?,
         expires_at: r.try_get("expires_at")?,
         revoked_at: r.try_get("revoked_at")?,
+        role: r.try_get("role")?,
+        created_by: r.try_get("created_by")?,
     })
 }
 
 pub async fn insert(conn: &mut AnyConnection, k: &ApiKeyRow) -> Result<()> {
-    sqlx::query(&format!("INSERT INTO api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+    sqlx::query(&format!("INSERT INTO api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
         .bind(&k.id)
         .bind(&k.name)
         .bind(&k.prefix)
@@ -42,6 +47,8 @@ pub async fn insert(conn: &mut AnyConnection, k: &ApiKeyRow) -> Result<()> {
         .bind(k.last_used_at)
         .bind(k.expires_at)
         .bind(k.revoked_at)
+        .bind(&k.role)
+        .bind(&k.created_by)
         .execute(conn)
         .await?;
     Ok(())
@@ -68,4 +75,34 @@ pub async fn revoke_named(conn: &mut AnyConnection, name: &str, now: i64) -> Res
         .execute(conn)
         .await?;
     Ok(done.rows_affected())
+}
+
+pub async fn by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<ApiKeyRow>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1")).bind(id).fetch_optional(conn).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// A page of keys, newest first (ids are UUIDv7, so id order is time order).
+pub async fn list(conn: &mut AnyConnection, limit: i64, starting_after: Option<&str>) -> Result<Vec<ApiKeyRow>> {
+    let rows = match starting_after {
+        Some(after) => {
+            sqlx::query(&format!("SELECT {COLUMNS} FROM api_keys WHERE id < $1 ORDER BY id DESC LIMIT $2"))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(conn)
+                .await?
+        }
+        None => sqlx::query(&format!("SELECT {COLUMNS} FROM api_keys ORDER BY id DESC LIMIT $1")).bind(limit).fetch_all(conn).await?,
+    };
+    rows.iter().map(from_row).collect()
+}
+
+/// Revokes one key if still live; returns whether it changed.
+pub async fn revoke(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool> {
+    let done = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+        .bind(id)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }

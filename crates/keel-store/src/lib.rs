@@ -25,6 +25,7 @@ pub mod reservations;
 pub mod sessions;
 pub mod search;
 pub mod shipping;
+pub mod staff;
 pub mod webhooks;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

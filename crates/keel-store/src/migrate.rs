@@ -66,6 +66,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0010_sessions.sql"),
         postgres: include_str!("../migrations/postgres/0010_sessions.sql"),
     },
+    Migration {
+        version: 11,
+        name: "staff",
+        sqlite: include_str!("../migrations/sqlite/0011_staff.sql"),
+        postgres: include_str!("../migrations/postgres/0011_staff.sql"),
+    },
 ];
 
 /// FNV-1a: a stable fingerprint, not a security measure.

@@ -144,7 +144,7 @@ async fn spawn_configured(db: TestDb, configure: impl FnOnce(App) -> App) -> Tes
     let addr = listener.local_addr().expect("addr");
     let router = keel_web::router(keel_web::AppState::new(app.clone()));
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+        let _ = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
     });
     let http = reqwest::Client::builder().pool_max_idle_per_host(512).build().expect("client");
     TestApp { db, app, base: format!("http://{addr}"), key, http, server }

@@ -1,10 +1,13 @@
 //! API authentication: `Authorization: Bearer keel_sk_…`. Verified keys are
 //! cached briefly so a hot endpoint does not hash-and-query on every request;
-//! a revoked key stops working within [`CACHE_TTL`].
+//! a key revoked through this node stops at once (the cache is purged), one
+//! revoked elsewhere within [`CACHE_TTL`]. After authentication the route's
+//! permission (see [`crate::access`]) is checked against the key's role.
 
 use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use keel_domain::access::allows;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -37,6 +40,12 @@ impl KeyCache {
         map.insert(hash, (p, Instant::now()));
     }
 
+    /// Forgets a key at once (after revocation).
+    pub fn evict(&self, key_id: &str) {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, (p, _)| p.key_id != key_id);
+    }
+
     /// Whether last-used should be written now (at most once a minute per key).
     fn due_for_touch(&self, key_id: &str) -> bool {
         let mut map = self.touched.lock().unwrap_or_else(|p| p.into_inner());
@@ -50,8 +59,10 @@ impl KeyCache {
     }
 }
 
-/// Middleware for `/api/v1`: resolves the bearer key into a [`Principal`]
-/// request extension or answers 401.
+/// Middleware for `/api/v1` (and `/metrics`): resolves the bearer key into a
+/// [`Principal`] request extension or answers 401, then refuses with 403 a
+/// route the key's role may not use. Requests that matched no route pass on
+/// to the 404 fallback.
 pub async fn require_api_key(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let secret = req
         .headers()
@@ -64,7 +75,8 @@ pub async fn require_api_key(State(state): State<AppState>, mut req: Request, ne
         return ApiError::unauthorized("send an API key as `Authorization: Bearer keel_sk_…`").into_response();
     };
     let hash = hash_secret(&secret);
-    let principal = match state.keys.get(&hash) {
+    let cached = state.keys.get(&hash).filter(|p| p.expires_at.is_none_or(|e| e > keel_domain::time::now_micros()));
+    let principal = match cached {
         Some(p) => p,
         None => match state.app.authenticate(&secret).await {
             Ok(Some(p)) => {
@@ -75,6 +87,23 @@ pub async fn require_api_key(State(state): State<AppState>, mut req: Request, ne
             Err(e) => return ApiError::from(e).into_response(),
         },
     };
+    if let Some(path) = req.extensions().get::<MatchedPath>() {
+        match crate::access::route_permission(req.method(), path.as_str()) {
+            Some(perm) if allows(principal.role, perm) => {}
+            Some(perm) => {
+                return ApiError::forbidden(format!(
+                    "this API key's role ({}) does not allow {}",
+                    principal.role.as_str(),
+                    perm.as_str()
+                ))
+                .into_response()
+            }
+            None => {
+                tracing::error!(route = path.as_str(), "route has no permission in the access table; refused");
+                return ApiError::forbidden("this route is not open to API keys").into_response();
+            }
+        }
+    }
     if state.keys.due_for_touch(&principal.key_id) {
         let app = state.app.clone();
         let id = principal.key_id.clone();

@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// `invalid_request_error`, `authentication_error`, `idempotency_error`
-    /// or `api_error`.
+    /// `invalid_request_error`, `authentication_error`, `permission_error`,
+    /// `rate_limit_error`, `idempotency_error` or `api_error`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// Stable machine-readable code, e.g. `insufficient_stock`.
@@ -34,11 +34,14 @@ pub struct ErrorEnvelope {
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
+    /// Seconds for a `Retry-After` header; 0 for none. (A `u16` keeps the
+    /// error small: it fits beside the status.)
+    pub retry_after: u16,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, code: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError { status, body: ErrorBody { kind, code: code.into(), message: message.into(), param: None, decline_code: None } }
+        ApiError { status, body: ErrorBody { kind, code: code.into(), message: message.into(), param: None, decline_code: None }, retry_after: 0 }
     }
 
     pub fn invalid(status: StatusCode, code: impl Into<String>, message: impl Into<String>, param: Option<String>) -> Self {
@@ -49,6 +52,23 @@ impl ApiError {
 
     pub fn unauthorized(message: &str) -> Self {
         ApiError::new(StatusCode::UNAUTHORIZED, "authentication_error", "unauthorized", message)
+    }
+
+    /// The caller is authenticated but its role lacks the permission.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "permission_error", "forbidden", message)
+    }
+
+    /// 429 with `Retry-After` (seconds).
+    pub fn too_many_attempts(retry_after_secs: u64) -> Self {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "too_many_attempts",
+            "too many failed attempts; retry later",
+        );
+        e.retry_after = retry_after_secs.clamp(1, u16::MAX as u64) as u16;
+        e
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -78,6 +98,14 @@ impl From<AppError> for ApiError {
                 e.body.decline_code = decline_code;
                 e
             }
+            AppError::BadCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "invalid_credentials",
+                "the email, password or code is not correct",
+            ),
+            AppError::Forbidden { message } => ApiError::forbidden(message),
+            AppError::TooManyAttempts { retry_after_secs } => ApiError::too_many_attempts(retry_after_secs),
             AppError::Contended => ApiError::new(
                 StatusCode::CONFLICT,
                 "invalid_request_error",
@@ -100,6 +128,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = (self.status, Json(ErrorEnvelope { error: self.body })).into_response();
         res.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+        if self.retry_after > 0 {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(self.retry_after));
+        }
         res
     }
 }

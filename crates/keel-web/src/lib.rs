@@ -2,6 +2,8 @@
 //! JSON API under `/api/v1` with its own authentication, idempotency and
 //! error layers. Handlers are thin: parse, call one use case, map the result.
 
+pub mod access;
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod error;
@@ -63,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .merge(hooks::router())
         .merge(media::router())
         .merge(api::integrations::hooks_router())
+        .merge(admin::router())
         .merge(storefront::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -46,6 +46,25 @@ enum Command {
         #[command(subcommand)]
         command: ApikeyCommand,
     },
+    /// Manage staff users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a staff user. The password is `KEEL_USER_PASSWORD` if set,
+    /// else generated and printed once.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// owner, admin, catalog_manager, inventory_manager, fulfillment,
+        /// support_agent or analyst.
+        #[arg(long)]
+        role: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -54,8 +73,17 @@ enum ApikeyCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// The staff role the key acts as (default: owner, full access).
+        #[arg(long, default_value = "owner")]
+        role: String,
+        /// Days until the key stops working (default: never).
+        #[arg(long)]
+        expires_in_days: Option<i64>,
     },
 }
+
+/// The owner `serve --demo` creates (its password is new each start).
+const DEMO_OWNER: &str = "owner@demo.keel";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -100,12 +128,26 @@ async fn open(cli: &Cli) -> Result<App, AnyError> {
     let secrets = keel_app::secrets::Secrets::load(key.as_deref(), &cli.data_dir)?;
     let purge = keel_app::purge::PurgeConfig::from_env()?;
     let media_dir = cli.media_dir.clone().unwrap_or_else(|| cli.data_dir.join("media"));
-    let mut app = App::new(store, secrets).with_checkout(checkout_config()?).with_purge_config(purge).with_media_dir(media_dir);
+    let mut app = App::new(store, secrets)
+        .with_checkout(checkout_config()?)
+        .with_purge_config(purge)
+        .with_media_dir(media_dir)
+        .with_staff_config(staff_config()?);
     if let Some(payments) = payments_config()? {
         let provider = payments.provider(&app.store)?;
         app = app.with_payments(provider);
     }
     Ok(app)
+}
+
+/// `KEEL_STAFF_REQUIRE_2FA`: `1` (default) or `0`.
+fn staff_config() -> Result<keel_app::staff::StaffConfig, AnyError> {
+    let require_two_factor = match env("KEEL_STAFF_REQUIRE_2FA").as_deref() {
+        None | Some("1") | Some("true") => true,
+        Some("0") | Some("false") => false,
+        Some(other) => return Err(format!("KEEL_STAFF_REQUIRE_2FA must be 1 or 0, not {other:?}").into()),
+    };
+    Ok(keel_app::staff::StaffConfig { require_two_factor })
 }
 
 fn env(name: &str) -> Option<String> {
@@ -196,22 +238,51 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
                 Ok(ExitCode::from(2))
             }
         }
-        Command::Apikey { command: ApikeyCommand::Create { name } } => {
+        Command::Apikey { command: ApikeyCommand::Create { name, role, expires_in_days } } => {
+            let role = keel_domain::access::Role::parse("role", role)?;
+            if expires_in_days.is_some_and(|d| !(1..=keel_app::apikeys::MAX_EXPIRY_DAYS).contains(&d)) {
+                return Err(format!("--expires-in-days must be between 1 and {}", keel_app::apikeys::MAX_EXPIRY_DAYS).into());
+            }
             let app = open(&cli).await?;
-            let (_, secret) = app.create_api_key(name).await?;
+            let new = keel_app::apikeys::NewApiKey {
+                name: name.clone(),
+                role,
+                expires_at: expires_in_days.map(|d| keel_domain::time::now_micros() + d * 86_400_000_000),
+                created_by: None,
+                creator_role: keel_domain::access::Role::Owner,
+            };
+            let (_, secret) = app.create_scoped_api_key(new).await?;
             app.store.close().await;
             println!("{secret}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User { command: UserCommand::Create { email, role } } => {
+            let role = keel_domain::access::Role::parse("role", role)?;
+            let password = std::env::var("KEEL_USER_PASSWORD").ok().filter(|p| !p.is_empty());
+            let app = open(&cli).await?;
+            let created = app.create_staff_user(email, role, password.as_deref(), keel_domain::time::now_micros()).await;
+            app.store.close().await;
+            let created = created?;
+            println!("created {} ({}) {}", created.user.email, created.user.role.as_str(), created.user.id);
+            if let Some(p) = created.generated_password {
+                println!("password: {p}");
+            }
+            if role.requires_two_factor() {
+                println!("two-factor enrolment is required at first sign-in");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { listen, demo, no_workers } => {
             let app = open(&cli).await?;
             let mut demo_key = None;
+            let mut demo_owner = None;
             if *demo {
                 if app.seed_demo().await? {
                     tracing::info!("demo data created");
                 }
                 app.revoke_api_keys_named("demo").await?;
                 demo_key = Some(app.create_api_key("demo").await?.1);
+                demo_owner = Some(app.ensure_demo_owner(DEMO_OWNER).await?);
             }
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let addr = listener.local_addr()?;
@@ -228,8 +299,11 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
                 println!("  Demo key  {key}");
                 println!("  Try:      curl -H 'Authorization: Bearer {key}' {base}/api/v1/products");
             }
+            if let Some(password) = &demo_owner {
+                println!("  Admin     {base}/admin  {DEMO_OWNER} / {password}  (two-factor enrolment at first sign-in)");
+            }
             let router = keel_web::router(keel_web::AppState::new(app.clone()).with_storefront(storefront));
-            axum::serve(listener, router)
+            axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
                 .with_graceful_shutdown(async move {
                     shutdown_signal().await;
                     let _ = shutdown_tx.send(true);

@@ -49,3 +49,40 @@ async fn migrate_apikey_and_check_commands() {
     assert!(!out.status.success(), "check must fail: {stdout}");
     assert!(stdout.contains("ledger_equals_levels"), "{stdout}");
 }
+
+#[tokio::test]
+async fn scoped_apikey_and_user_create_commands() {
+    let db = TestDb::fresh().await;
+    let out = keel(&db, &["migrate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = keel(&db, &["apikey", "create", "--name", "bi", "--role", "analyst", "--expires-in-days", "7"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let out = keel(&db, &["apikey", "create", "--name", "bad", "--role", "root"]);
+    assert!(!out.status.success(), "an unknown role is refused");
+
+    // A generated password, printed once.
+    let out = keel(&db, &["user", "create", "--email", "Owner@Example.com", "--role", "owner"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let password = stdout.lines().find_map(|l| l.strip_prefix("password: ")).expect("password printed").to_owned();
+    // Or one from the environment.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keel"));
+    cmd.args(db.cli_args()).args(["user", "create", "--email", "ana@example.com", "--role", "analyst"]);
+    let out = cmd.env_remove("KEEL_DATABASE_URL").env("KEEL_LOG", "warn").env("KEEL_USER_PASSWORD", "from the environment").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("password:"));
+    let out = keel(&db, &["user", "create", "--email", "owner@example.com", "--role", "admin"]);
+    assert!(!out.status.success(), "emails are unique");
+
+    let app = db.open().await;
+    let p = app.authenticate(&key).await.unwrap().expect("the key works");
+    assert_eq!(p.role, keel_domain::access::Role::Analyst);
+    assert!(p.expires_at.is_some());
+    let now = keel_domain::time::now_micros();
+    let s = app.staff_sign_in("owner@example.com", &password, "", None, now).await.unwrap();
+    assert_eq!(s.session.user.role, keel_domain::access::Role::Owner);
+    assert!(app.staff_sign_in("ana@example.com", "from the environment", "", None, now).await.is_ok());
+    app.store.close().await;
+}

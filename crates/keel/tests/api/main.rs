@@ -16,6 +16,7 @@ mod inventory;
 mod properties;
 mod purge;
 mod recovery;
+mod staff;
 mod reservations;
 mod storefront_checkout;
 mod storefront_catalog;
