@@ -123,3 +123,8 @@ pub async fn run(conn: &mut AnyConnection, backend: Backend) -> Result<Vec<Strin
     }
     Ok(applied)
 }
+
+/// The newest migration version this binary knows.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0)
+}

@@ -1,5 +1,7 @@
 //! The Keel binary: one executable, several roles.
 
+mod backup;
+
 use clap::{Parser, Subcommand};
 use keel_app::{App, Location, PoolSizes, Store};
 use std::path::PathBuf;
@@ -41,6 +43,18 @@ enum Command {
     Migrate,
     /// Verify the ledger, levels and reservations agree; non-zero exit if not.
     Check,
+    /// Write a consistent copy of the SQLite database to FILE (safe while
+    /// serving). On PostgreSQL, prints the `pg_dump` command to use.
+    Backup {
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Replace the SQLite database with the backup FILE (the server must be
+    /// stopped; the current database is kept aside). On PostgreSQL, prints
+    /// the `pg_restore` command to use.
+    Restore { file: PathBuf },
     /// Manage API keys.
     Apikey {
         #[command(subcommand)]
@@ -196,6 +210,10 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
                 Ok(ExitCode::from(2))
             }
         }
+        Command::Backup { file, force } => {
+            backup::backup(&Location::resolve(cli.database_url.as_deref(), &cli.data_dir), file, *force).await
+        }
+        Command::Restore { file } => backup::restore(&Location::resolve(cli.database_url.as_deref(), &cli.data_dir), file).await,
         Command::Apikey { command: ApikeyCommand::Create { name } } => {
             let app = open(&cli).await?;
             let (_, secret) = app.create_api_key(name).await?;
@@ -204,6 +222,7 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { listen, demo, no_workers } => {
+            let _serve_lock = backup::hold_serve_lock(&Location::resolve(cli.database_url.as_deref(), &cli.data_dir))?;
             let app = open(&cli).await?;
             let mut demo_key = None;
             if *demo {
