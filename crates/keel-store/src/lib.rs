@@ -4,6 +4,7 @@
 //! keyed on [`Backend`].
 
 pub mod apikeys;
+pub mod audit;
 pub mod backup;
 pub mod batch;
 pub mod carts;

@@ -66,6 +66,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0010_sessions.sql"),
         postgres: include_str!("../migrations/postgres/0010_sessions.sql"),
     },
+    // 0011 is reserved for staff users.
+    Migration {
+        version: 12,
+        name: "audit",
+        sqlite: include_str!("../migrations/sqlite/0012_audit.sql"),
+        postgres: include_str!("../migrations/postgres/0012_audit.sql"),
+    },
 ];
 
 /// FNV-1a: a stable fingerprint, not a security measure.

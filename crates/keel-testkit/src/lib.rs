@@ -88,6 +88,19 @@ impl TestDb {
         row.try_get::<i64, _>(0).expect("an integer")
     }
 
+    /// Runs raw SQL and reports whether the database accepted it (for tests
+    /// that check a statement is refused).
+    pub async fn try_execute_raw(&self, sql: &str) -> Result<(), String> {
+        use sqlx::Executor;
+        sqlx::any::install_default_drivers();
+        let url = match &self.location {
+            Location::Postgres(u) => u.clone(),
+            Location::SqliteFile(p) => format!("sqlite://{}", p.display()),
+        };
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.expect("connect");
+        conn.execute(sqlx::raw_sql(sql)).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
     /// Runs raw SQL against the database, for tests that must break an
     /// invariant on purpose.
     pub async fn execute_raw(&self, sql: &str) {
@@ -144,7 +157,7 @@ async fn spawn_configured(db: TestDb, configure: impl FnOnce(App) -> App) -> Tes
     let addr = listener.local_addr().expect("addr");
     let router = keel_web::router(keel_web::AppState::new(app.clone()));
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+        let _ = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
     });
     let http = reqwest::Client::builder().pool_max_idle_per_host(512).build().expect("client");
     TestApp { db, app, base: format!("http://{addr}"), key, http, server }

@@ -3,7 +3,9 @@
 //! error layers. Handlers are thin: parse, call one use case, map the result.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod hooks;
@@ -30,6 +32,8 @@ pub struct AppState {
     pub http: Arc<metrics::HttpMetrics>,
     /// Storefront settings (public URL, cookie security, currency, page cache).
     pub storefront: Arc<storefront::Settings>,
+    /// Client address, rate limits, TLS.
+    pub edge: Arc<edge::EdgeSettings>,
 }
 
 impl AppState {
@@ -39,6 +43,7 @@ impl AppState {
             keys: Arc::new(auth::KeyCache::default()),
             http: Arc::new(metrics::HttpMetrics::default()),
             storefront: Arc::new(storefront::Settings::default()),
+            edge: Arc::new(edge::EdgeSettings::default()),
         }
     }
 
@@ -46,11 +51,17 @@ impl AppState {
         self.storefront = Arc::new(settings);
         self
     }
+
+    pub fn with_edge(mut self, settings: edge::EdgeSettings) -> AppState {
+        self.edge = Arc::new(settings);
+        self
+    }
 }
 
 pub fn router(state: AppState) -> Router {
     let api = api::router()
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotent_posts))
+        .layer(middleware::from_fn_with_state(state.clone(), audit::record_writes))
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key))
         .route("/openapi.json", get(api::openapi::serve));
     Router::new()

@@ -183,6 +183,18 @@ fn storefront_settings(listen_base: &str) -> Result<keel_web::storefront::Settin
     Ok(s)
 }
 
+/// `KEEL_TRUST_PROXY=1`: client addresses come from `X-Forwarded-For`
+/// (only behind a proxy that sets it).
+fn edge_settings() -> Result<keel_web::edge::EdgeSettings, AnyError> {
+    let mut e = keel_web::edge::EdgeSettings::default();
+    e.trust_proxy = match env("KEEL_TRUST_PROXY").as_deref() {
+        None | Some("0") | Some("false") => false,
+        Some("1") | Some("true") => true,
+        Some(other) => return Err(format!("KEEL_TRUST_PROXY must be 1 or 0, not `{other}`").into()),
+    };
+    Ok(e)
+}
+
 async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
     match &cli.command {
         Command::Migrate => {
@@ -247,8 +259,9 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
                 println!("  Demo key  {key}");
                 println!("  Try:      curl -H 'Authorization: Bearer {key}' {base}/api/v1/products");
             }
-            let router = keel_web::router(keel_web::AppState::new(app.clone()).with_storefront(storefront));
-            axum::serve(listener, router)
+            let state = keel_web::AppState::new(app.clone()).with_storefront(storefront).with_edge(edge_settings()?);
+            let router = keel_web::router(state);
+            axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
                 .with_graceful_shutdown(async move {
                     shutdown_signal().await;
                     let _ = shutdown_tx.send(true);

@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`, one module per resource.
 
+pub mod audit;
 pub mod carts;
 pub mod channels;
 pub mod collections;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .merge(shipping::router())
         .merge(webhooks::router())
         .merge(integrations::router())
+        .merge(audit::router())
 }
 
 /// Cursor pagination shared by every list.

@@ -3,6 +3,7 @@
 //! (`scripts/test` runs both).
 
 mod backup;
+mod audit;
 mod catalog;
 mod checkout;
 mod cli;
