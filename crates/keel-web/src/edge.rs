@@ -1,6 +1,7 @@
 //! Settings of the HTTP edge that are not about any one resource: whether a
-//! proxy in front is trusted for the client address, and whether the
-//! listener is HTTPS (for HSTS).
+//! proxy in front is trusted for the client address, rate limits (off by
+//! default; `keel serve` turns them on), and whether the listener is HTTPS
+//! (for HSTS).
 
 use axum::extract::{ConnectInfo, Request};
 use std::net::{IpAddr, SocketAddr};
@@ -12,11 +13,12 @@ pub struct EdgeSettings {
     pub trust_proxy: bool,
     /// Served over TLS: responses carry `Strict-Transport-Security`.
     pub https: bool,
+    pub rate_limits: crate::ratelimit::Limits,
 }
 
 impl Default for EdgeSettings {
     fn default() -> Self {
-        EdgeSettings { trust_proxy: false, https: false }
+        EdgeSettings { trust_proxy: false, https: false, rate_limits: crate::ratelimit::Limits::default() }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod idempotency;
 pub mod media;
 pub mod metrics;
+pub mod ratelimit;
 pub mod storefront;
 
 use axum::extract::DefaultBodyLimit;
@@ -34,6 +35,7 @@ pub struct AppState {
     pub storefront: Arc<storefront::Settings>,
     /// Client address, rate limits, TLS.
     pub edge: Arc<edge::EdgeSettings>,
+    pub limiters: Arc<ratelimit::RateLimiters>,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
             http: Arc::new(metrics::HttpMetrics::default()),
             storefront: Arc::new(storefront::Settings::default()),
             edge: Arc::new(edge::EdgeSettings::default()),
+            limiters: Arc::new(ratelimit::RateLimiters::default()),
         }
     }
 
@@ -53,6 +56,7 @@ impl AppState {
     }
 
     pub fn with_edge(mut self, settings: edge::EdgeSettings) -> AppState {
+        self.limiters = Arc::new(ratelimit::RateLimiters::new(settings.rate_limits));
         self.edge = Arc::new(settings);
         self
     }
@@ -62,6 +66,7 @@ pub fn router(state: AppState) -> Router {
     let api = api::router()
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotent_posts))
         .layer(middleware::from_fn_with_state(state.clone(), audit::record_writes))
+        .layer(middleware::from_fn_with_state(state.clone(), ratelimit::per_key))
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key))
         .route("/openapi.json", get(api::openapi::serve));
     Router::new()
@@ -79,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(middleware::from_fn_with_state(state.clone(), ratelimit::per_ip))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -192,7 +192,23 @@ fn edge_settings() -> Result<keel_web::edge::EdgeSettings, AnyError> {
         Some("1") | Some("true") => true,
         Some(other) => return Err(format!("KEEL_TRUST_PROXY must be 1 or 0, not `{other}`").into()),
     };
+    e.rate_limits = keel_web::ratelimit::Limits {
+        per_ip_per_min: per_min("KEEL_RATE_LIMIT_IP_PER_MIN", keel_web::ratelimit::Limits::SERVE_DEFAULT.per_ip_per_min)?,
+        per_key_per_min: per_min("KEEL_RATE_LIMIT_API_PER_MIN", keel_web::ratelimit::Limits::SERVE_DEFAULT.per_key_per_min)?,
+    };
     Ok(e)
+}
+
+/// A requests-per-minute setting; `0` turns the limit off.
+fn per_min(name: &str, default: Option<u32>) -> Result<Option<u32>, AnyError> {
+    match env(name) {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(0) => Ok(None),
+            Ok(n) => Ok(Some(n)),
+            Err(_) => Err(format!("{name} must be a number of requests per minute (0 = no limit)").into()),
+        },
+    }
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, AnyError> {

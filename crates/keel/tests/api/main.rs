@@ -17,6 +17,7 @@ mod images;
 mod inventory;
 mod properties;
 mod purge;
+mod ratelimit;
 mod recovery;
 mod reservations;
 mod storefront_checkout;
