@@ -8,6 +8,7 @@ pub mod auth;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod headers;
 pub mod hooks;
 pub mod idempotency;
 pub mod media;
@@ -86,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(middleware::from_fn_with_state(state.clone(), ratelimit::per_ip))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
+        .layer(middleware::from_fn_with_state(state.clone(), headers::every_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

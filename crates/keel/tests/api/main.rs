@@ -12,6 +12,7 @@ mod conventions;
 mod customers;
 mod events;
 mod feeds;
+mod headers;
 mod health;
 mod images;
 mod inventory;
