@@ -1,6 +1,7 @@
 //! The Keel binary: one executable, several roles.
 
 mod backup;
+mod tls;
 
 use clap::{Parser, Subcommand};
 use keel_app::{App, Location, PoolSizes, Store};
@@ -38,6 +39,15 @@ enum Command {
         /// Serve requests only; leave background jobs to other nodes.
         #[arg(long)]
         no_workers: bool,
+        /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+        #[arg(long, env = "KEEL_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key for --tls-cert.
+        #[arg(long, env = "KEEL_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Also listen for plain HTTP here and redirect (308) to HTTPS.
+        #[arg(long, env = "KEEL_REDIRECT_HTTP", requires = "tls_cert")]
+        redirect_http: Option<String>,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -249,7 +259,7 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             println!("{secret}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen, demo, no_workers } => {
+        Command::Serve { listen, demo, no_workers, tls_cert, tls_key, redirect_http } => {
             let _serve_lock = backup::hold_serve_lock(&Location::resolve(cli.database_url.as_deref(), &cli.data_dir))?;
             let app = open(&cli).await?;
             let mut demo_key = None;
@@ -260,29 +270,70 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
                 app.revoke_api_keys_named("demo").await?;
                 demo_key = Some(app.create_api_key("demo").await?.1);
             }
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(tls::config(cert, key).await?),
+                _ => None,
+            };
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let addr = listener.local_addr()?;
+            let redirect = match redirect_http {
+                Some(a) => Some(tokio::net::TcpListener::bind(a).await?),
+                None => None,
+            };
             let (shutdown_tx, shutdown_rx) = watch::channel(false);
             let workers = if *no_workers { Vec::new() } else { keel_app::workers::spawn_all(app.clone(), shutdown_rx.clone()) };
-            let base = format!("http://{addr}");
+            let base = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
             let storefront = storefront_settings(&base)?;
             println!("Keel {} is serving on {base}", env!("CARGO_PKG_VERSION"));
             println!("  Shop      {}/", storefront.public_url);
             println!("  API       {base}/api/v1");
             println!("  OpenAPI   {base}/api/v1/openapi.json");
+            if let Some(r) = &redirect {
+                println!("  Redirect  http://{} → https", r.local_addr()?);
+            }
             println!("  Database  {}", Location::resolve(cli.database_url.as_deref(), &cli.data_dir).describe());
             if let Some(key) = &demo_key {
                 println!("  Demo key  {key}");
                 println!("  Try:      curl -H 'Authorization: Bearer {key}' {base}/api/v1/products");
             }
-            let state = keel_web::AppState::new(app.clone()).with_storefront(storefront).with_edge(edge_settings()?);
-            let router = keel_web::router(state);
-            axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    shutdown_signal().await;
-                    let _ = shutdown_tx.send(true);
-                })
-                .await?;
+            let mut edge = edge_settings()?;
+            edge.https = tls.is_some();
+            let state = keel_web::AppState::new(app.clone()).with_storefront(storefront).with_edge(edge);
+            let service = keel_web::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+            if let Some(r) = redirect {
+                let mut stop = shutdown_rx.clone();
+                let router = tls::redirect_router(addr.port());
+                tokio::spawn(async move {
+                    let served = axum::serve(r, router)
+                        .with_graceful_shutdown(async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        })
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!(error = %e, "the HTTP redirect listener stopped");
+                    }
+                });
+            }
+            match tls {
+                None => {
+                    axum::serve(listener, service)
+                        .with_graceful_shutdown(async move {
+                            shutdown_signal().await;
+                            let _ = shutdown_tx.send(true);
+                        })
+                        .await?
+                }
+                Some(config) => {
+                    let handle = axum_server::Handle::new();
+                    let stopper = handle.clone();
+                    tokio::spawn(async move {
+                        shutdown_signal().await;
+                        let _ = shutdown_tx.send(true);
+                        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+                    });
+                    axum_server::from_tcp_rustls(listener.into_std()?, config).handle(handle).serve(service).await?
+                }
+            }
             for w in workers {
                 let _ = w.await;
             }

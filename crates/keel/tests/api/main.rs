@@ -24,4 +24,5 @@ mod reservations;
 mod storefront_checkout;
 mod storefront_catalog;
 mod stripe;
+mod tls;
 mod webhooks;
