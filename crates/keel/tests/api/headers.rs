@@ -1,5 +1,5 @@
-//! Security headers on every response: API JSON, errors, files and pages;
-//! HSTS only when served over HTTPS.
+//! Security headers on every response (API JSON, errors, files and pages;
+//! HSTS only when served over HTTPS), and API keys stored hashed.
 
 use keel_testkit::{spawn_app, spawn_with_edge};
 use keel_web::edge::EdgeSettings;
@@ -39,4 +39,14 @@ async fn hsts_is_sent_when_serving_https() {
         assert_eq!(r.headers()["strict-transport-security"], keel_web::headers::HSTS, "{path}");
     }
     assert_eq!(t.get("/products").await.headers["strict-transport-security"], keel_web::headers::HSTS);
+}
+
+#[tokio::test]
+async fn api_keys_are_stored_only_as_hashes() {
+    let t = spawn_app().await;
+    let hash = keel_app::apikeys::hash_secret(&t.key);
+    let stored = t.db.scalar(&format!("SELECT COUNT(*) FROM api_keys WHERE secret_hash = '{hash}'")).await;
+    assert_eq!(stored, 1);
+    let clear = t.db.scalar(&format!("SELECT COUNT(*) FROM api_keys WHERE secret_hash = '{}' OR prefix = '{}'", t.key, t.key)).await;
+    assert_eq!(clear, 0, "the secret itself is not stored");
 }
