@@ -163,7 +163,7 @@ mod tests {
             created_at: String::new(),
             updated_at: String::new(),
         };
-        Arc::new(ProductPage { product, variants: Vec::new() })
+        Arc::new(ProductPage { product, variants: Vec::new(), images: Vec::new() })
     }
 
     fn page(s: &str) -> Rendered {
