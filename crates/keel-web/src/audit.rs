@@ -34,7 +34,10 @@ pub async fn record_writes(State(state): State<AppState>, req: Request, next: Ne
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
-    let Some(actor) = req.extensions().get::<Principal>().map(|p| p.actor().0) else {
+    // API keys leave a `Principal`; other authenticated routers (the admin
+    // console) put the `Actor` itself into the request extensions.
+    let actor = req.extensions().get::<keel_app::Actor>().map(|a| a.0.clone());
+    let Some(actor) = actor.or_else(|| req.extensions().get::<Principal>().map(|p| p.actor().0)) else {
         return next.run(req).await;
     };
     let ip = client_ip(&req, state.edge.trust_proxy).map(|ip| ip.to_string());
