@@ -6,7 +6,7 @@
 use axum::extract::{ConnectInfo, Request};
 use std::net::{IpAddr, SocketAddr};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EdgeSettings {
     /// `KEEL_TRUST_PROXY=1`: take the client address from the last
     /// `X-Forwarded-For` entry (the one the trusted proxy appended).
@@ -14,12 +14,6 @@ pub struct EdgeSettings {
     /// Served over TLS: responses carry `Strict-Transport-Security`.
     pub https: bool,
     pub rate_limits: crate::ratelimit::Limits,
-}
-
-impl Default for EdgeSettings {
-    fn default() -> Self {
-        EdgeSettings { trust_proxy: false, https: false, rate_limits: crate::ratelimit::Limits::default() }
-    }
 }
 
 /// The client's address: the socket peer (needs
@@ -34,7 +28,7 @@ pub fn client_ip(req: &Request, trust_proxy: bool) -> Option<IpAddr> {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-            .last();
+            .next_back();
         if forwarded.is_some() {
             return forwarded;
         }

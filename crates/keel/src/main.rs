@@ -196,17 +196,17 @@ fn storefront_settings(listen_base: &str) -> Result<keel_web::storefront::Settin
 /// `KEEL_TRUST_PROXY=1`: client addresses come from `X-Forwarded-For`
 /// (only behind a proxy that sets it).
 fn edge_settings() -> Result<keel_web::edge::EdgeSettings, AnyError> {
-    let mut e = keel_web::edge::EdgeSettings::default();
-    e.trust_proxy = match env("KEEL_TRUST_PROXY").as_deref() {
+    use keel_web::ratelimit::Limits;
+    let trust_proxy = match env("KEEL_TRUST_PROXY").as_deref() {
         None | Some("0") | Some("false") => false,
         Some("1") | Some("true") => true,
         Some(other) => return Err(format!("KEEL_TRUST_PROXY must be 1 or 0, not `{other}`").into()),
     };
-    e.rate_limits = keel_web::ratelimit::Limits {
-        per_ip_per_min: per_min("KEEL_RATE_LIMIT_IP_PER_MIN", keel_web::ratelimit::Limits::SERVE_DEFAULT.per_ip_per_min)?,
-        per_key_per_min: per_min("KEEL_RATE_LIMIT_API_PER_MIN", keel_web::ratelimit::Limits::SERVE_DEFAULT.per_key_per_min)?,
+    let rate_limits = Limits {
+        per_ip_per_min: per_min("KEEL_RATE_LIMIT_IP_PER_MIN", Limits::SERVE_DEFAULT.per_ip_per_min)?,
+        per_key_per_min: per_min("KEEL_RATE_LIMIT_API_PER_MIN", Limits::SERVE_DEFAULT.per_key_per_min)?,
     };
-    Ok(e)
+    Ok(keel_web::edge::EdgeSettings { trust_proxy, https: false, rate_limits })
 }
 
 /// A requests-per-minute setting; `0` turns the limit off.
