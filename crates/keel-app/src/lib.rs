@@ -4,6 +4,7 @@
 //! failures. Nothing outside this crate writes.
 
 pub mod apikeys;
+pub mod audit;
 pub mod carts;
 pub mod catalog;
 pub mod checkout;

@@ -61,6 +61,7 @@ macro_rules! prefixed_id {
 }
 
 prefixed_id!(ProductId, "prod");
+prefixed_id!(AuditId, "aud");
 prefixed_id!(VariantId, "var");
 prefixed_id!(PriceId, "price");
 prefixed_id!(ChannelId, "chan");

@@ -4,6 +4,8 @@
 //! keyed on [`Backend`].
 
 pub mod apikeys;
+pub mod audit;
+pub mod backup;
 pub mod batch;
 pub mod carts;
 pub mod catalog;
@@ -187,9 +189,17 @@ impl Store {
         if self.backend != Backend::Sqlite {
             return Err(StoreError::Unsupported("snapshots are for SQLite; use pg_dump for PostgreSQL"));
         }
+        // A reader connection (so writes carry on); readers are `query_only`,
+        // which would refuse writing the new file, so lift it for this one
+        // statement.
         let mut conn = self.read.acquire().await?;
         let dest = dest.display().to_string().replace('\'', "''");
-        conn.execute(sqlx::raw_sql(&format!("VACUUM INTO '{dest}'"))).await?;
+        let result = conn.execute(sqlx::raw_sql(&format!("PRAGMA query_only = 0; VACUUM INTO '{dest}'"))).await;
+        let restore = conn.execute(sqlx::raw_sql("PRAGMA query_only = 1")).await;
+        if result.is_err() || restore.is_err() {
+            conn.detach();
+        }
+        result?;
         Ok(())
     }
 }

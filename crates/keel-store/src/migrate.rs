@@ -72,6 +72,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_staff.sql"),
         postgres: include_str!("../migrations/postgres/0011_staff.sql"),
     },
+    Migration {
+        version: 12,
+        name: "audit",
+        sqlite: include_str!("../migrations/sqlite/0012_audit.sql"),
+        postgres: include_str!("../migrations/postgres/0012_audit.sql"),
+    },
 ];
 
 /// FNV-1a: a stable fingerprint, not a security measure.
@@ -128,4 +134,9 @@ pub async fn run(conn: &mut AnyConnection, backend: Backend) -> Result<Vec<Strin
         tx.commit().await?;
     }
     Ok(applied)
+}
+
+/// The newest migration version this binary knows.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0)
 }

@@ -88,6 +88,19 @@ impl TestDb {
         row.try_get::<i64, _>(0).expect("an integer")
     }
 
+    /// Runs raw SQL and reports whether the database accepted it (for tests
+    /// that check a statement is refused).
+    pub async fn try_execute_raw(&self, sql: &str) -> Result<(), String> {
+        use sqlx::Executor;
+        sqlx::any::install_default_drivers();
+        let url = match &self.location {
+            Location::Postgres(u) => u.clone(),
+            Location::SqliteFile(p) => format!("sqlite://{}", p.display()),
+        };
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.expect("connect");
+        conn.execute(sqlx::raw_sql(sql)).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
     /// Runs raw SQL against the database, for tests that must break an
     /// invariant on purpose.
     pub async fn execute_raw(&self, sql: &str) {
@@ -137,12 +150,22 @@ pub async fn spawn_with(configure: impl FnOnce(App) -> App) -> TestApp {
     spawn_configured(TestDb::fresh().await, configure).await
 }
 
+/// Like [`spawn_app`], with edge settings (rate limits, trusted proxy,
+/// HTTPS flag) that tests otherwise leave off.
+pub async fn spawn_with_edge(edge: keel_web::edge::EdgeSettings) -> TestApp {
+    spawn_full(TestDb::fresh().await, |app| app, edge).await
+}
+
 async fn spawn_configured(db: TestDb, configure: impl FnOnce(App) -> App) -> TestApp {
+    spawn_full(db, configure, keel_web::edge::EdgeSettings::default()).await
+}
+
+async fn spawn_full(db: TestDb, configure: impl FnOnce(App) -> App, edge: keel_web::edge::EdgeSettings) -> TestApp {
     let app = configure(db.open().await);
     let (_, key) = app.create_api_key("test").await.expect("api key");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let router = keel_web::router(keel_web::AppState::new(app.clone()));
+    let router = keel_web::router(keel_web::AppState::new(app.clone()).with_edge(edge));
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
     });

@@ -36,6 +36,8 @@ const EXCEPTIONS: &[(&str, &str, Permission)] = &[
     ("GET", "/webhook-endpoints/{id}/secret", IntegrationsWrite),
     ("GET", "/events", EventsRead),
     ("GET", "/events/{id}", EventsRead),
+    // The audit log has no write route at all.
+    ("GET", "/audit-log", AuditRead),
 ];
 
 /// The permission an `/api/v1` route needs, given its method and matched

@@ -5,13 +5,17 @@
 pub mod access;
 pub mod admin;
 pub mod api;
+pub mod audit;
 pub mod auth;
+pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod headers;
 pub mod hooks;
 pub mod idempotency;
 pub mod media;
 pub mod metrics;
+pub mod ratelimit;
 pub mod storefront;
 
 use axum::extract::DefaultBodyLimit;
@@ -32,6 +36,9 @@ pub struct AppState {
     pub http: Arc<metrics::HttpMetrics>,
     /// Storefront settings (public URL, cookie security, currency, page cache).
     pub storefront: Arc<storefront::Settings>,
+    /// Client address, rate limits, TLS.
+    pub edge: Arc<edge::EdgeSettings>,
+    pub limiters: Arc<ratelimit::RateLimiters>,
 }
 
 impl AppState {
@@ -41,6 +48,8 @@ impl AppState {
             keys: Arc::new(auth::KeyCache::default()),
             http: Arc::new(metrics::HttpMetrics::default()),
             storefront: Arc::new(storefront::Settings::default()),
+            edge: Arc::new(edge::EdgeSettings::default()),
+            limiters: Arc::new(ratelimit::RateLimiters::default()),
         }
     }
 
@@ -48,11 +57,19 @@ impl AppState {
         self.storefront = Arc::new(settings);
         self
     }
+
+    pub fn with_edge(mut self, settings: edge::EdgeSettings) -> AppState {
+        self.limiters = Arc::new(ratelimit::RateLimiters::new(settings.rate_limits));
+        self.edge = Arc::new(settings);
+        self
+    }
 }
 
 pub fn router(state: AppState) -> Router {
     let api = api::router()
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotent_posts))
+        .layer(middleware::from_fn_with_state(state.clone(), audit::record_writes))
+        .layer(middleware::from_fn_with_state(state.clone(), ratelimit::per_key))
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key))
         .route("/openapi.json", get(api::openapi::serve));
     Router::new()
@@ -71,7 +88,9 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(middleware::from_fn_with_state(state.clone(), ratelimit::per_ip))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
+        .layer(middleware::from_fn_with_state(state.clone(), headers::every_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -1,5 +1,8 @@
 //! The Keel binary: one executable, several roles.
 
+mod backup;
+mod tls;
+
 use clap::{Parser, Subcommand};
 use keel_app::{App, Location, PoolSizes, Store};
 use std::path::PathBuf;
@@ -36,11 +39,32 @@ enum Command {
         /// Serve requests only; leave background jobs to other nodes.
         #[arg(long)]
         no_workers: bool,
+        /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+        #[arg(long, env = "KEEL_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key for --tls-cert.
+        #[arg(long, env = "KEEL_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Also listen for plain HTTP here and redirect (308) to HTTPS.
+        #[arg(long, env = "KEEL_REDIRECT_HTTP", requires = "tls_cert")]
+        redirect_http: Option<String>,
     },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Verify the ledger, levels and reservations agree; non-zero exit if not.
     Check,
+    /// Write a consistent copy of the SQLite database to FILE (safe while
+    /// serving). On PostgreSQL, prints the `pg_dump` command to use.
+    Backup {
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Replace the SQLite database with the backup FILE (the server must be
+    /// stopped; the current database is kept aside). On PostgreSQL, prints
+    /// the `pg_restore` command to use.
+    Restore { file: PathBuf },
     /// Manage API keys.
     Apikey {
         #[command(subcommand)]
@@ -211,6 +235,34 @@ fn storefront_settings(listen_base: &str) -> Result<keel_web::storefront::Settin
     Ok(s)
 }
 
+/// `KEEL_TRUST_PROXY=1`: client addresses come from `X-Forwarded-For`
+/// (only behind a proxy that sets it).
+fn edge_settings() -> Result<keel_web::edge::EdgeSettings, AnyError> {
+    use keel_web::ratelimit::Limits;
+    let trust_proxy = match env("KEEL_TRUST_PROXY").as_deref() {
+        None | Some("0") | Some("false") => false,
+        Some("1") | Some("true") => true,
+        Some(other) => return Err(format!("KEEL_TRUST_PROXY must be 1 or 0, not `{other}`").into()),
+    };
+    let rate_limits = Limits {
+        per_ip_per_min: per_min("KEEL_RATE_LIMIT_IP_PER_MIN", Limits::SERVE_DEFAULT.per_ip_per_min)?,
+        per_key_per_min: per_min("KEEL_RATE_LIMIT_API_PER_MIN", Limits::SERVE_DEFAULT.per_key_per_min)?,
+    };
+    Ok(keel_web::edge::EdgeSettings { trust_proxy, https: false, rate_limits })
+}
+
+/// A requests-per-minute setting; `0` turns the limit off.
+fn per_min(name: &str, default: Option<u32>) -> Result<Option<u32>, AnyError> {
+    match env(name) {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(0) => Ok(None),
+            Ok(n) => Ok(Some(n)),
+            Err(_) => Err(format!("{name} must be a number of requests per minute (0 = no limit)").into()),
+        },
+    }
+}
+
 async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
     match &cli.command {
         Command::Migrate => {
@@ -238,6 +290,10 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
                 Ok(ExitCode::from(2))
             }
         }
+        Command::Backup { file, force } => {
+            backup::backup(&Location::resolve(cli.database_url.as_deref(), &cli.data_dir), file, *force).await
+        }
+        Command::Restore { file } => backup::restore(&Location::resolve(cli.database_url.as_deref(), &cli.data_dir), file).await,
         Command::Apikey { command: ApikeyCommand::Create { name, role, expires_in_days } } => {
             let role = keel_domain::access::Role::parse("role", role)?;
             if expires_in_days.is_some_and(|d| !(1..=keel_app::apikeys::MAX_EXPIRY_DAYS).contains(&d)) {
@@ -272,7 +328,8 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen, demo, no_workers } => {
+        Command::Serve { listen, demo, no_workers, tls_cert, tls_key, redirect_http } => {
+            let _serve_lock = backup::hold_serve_lock(&Location::resolve(cli.database_url.as_deref(), &cli.data_dir))?;
             let app = open(&cli).await?;
             let mut demo_key = None;
             let mut demo_owner = None;
@@ -284,16 +341,27 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
                 demo_key = Some(app.create_api_key("demo").await?.1);
                 demo_owner = Some(app.ensure_demo_owner(DEMO_OWNER).await?);
             }
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(tls::config(cert, key).await?),
+                _ => None,
+            };
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let addr = listener.local_addr()?;
+            let redirect = match redirect_http {
+                Some(a) => Some(tokio::net::TcpListener::bind(a).await?),
+                None => None,
+            };
             let (shutdown_tx, shutdown_rx) = watch::channel(false);
             let workers = if *no_workers { Vec::new() } else { keel_app::workers::spawn_all(app.clone(), shutdown_rx.clone()) };
-            let base = format!("http://{addr}");
+            let base = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
             let storefront = storefront_settings(&base)?;
             println!("Keel {} is serving on {base}", env!("CARGO_PKG_VERSION"));
             println!("  Shop      {}/", storefront.public_url);
             println!("  API       {base}/api/v1");
             println!("  OpenAPI   {base}/api/v1/openapi.json");
+            if let Some(r) = &redirect {
+                println!("  Redirect  http://{} → https", r.local_addr()?);
+            }
             println!("  Database  {}", Location::resolve(cli.database_url.as_deref(), &cli.data_dir).describe());
             if let Some(key) = &demo_key {
                 println!("  Demo key  {key}");
@@ -302,13 +370,44 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             if let Some(password) = &demo_owner {
                 println!("  Admin     {base}/admin  {DEMO_OWNER} / {password}  (two-factor enrolment at first sign-in)");
             }
-            let router = keel_web::router(keel_web::AppState::new(app.clone()).with_storefront(storefront));
-            axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    shutdown_signal().await;
-                    let _ = shutdown_tx.send(true);
-                })
-                .await?;
+            let mut edge = edge_settings()?;
+            edge.https = tls.is_some();
+            let state = keel_web::AppState::new(app.clone()).with_storefront(storefront).with_edge(edge);
+            let service = keel_web::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+            if let Some(r) = redirect {
+                let mut stop = shutdown_rx.clone();
+                let router = tls::redirect_router(addr.port());
+                tokio::spawn(async move {
+                    let served = axum::serve(r, router)
+                        .with_graceful_shutdown(async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        })
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!(error = %e, "the HTTP redirect listener stopped");
+                    }
+                });
+            }
+            match tls {
+                None => {
+                    axum::serve(listener, service)
+                        .with_graceful_shutdown(async move {
+                            shutdown_signal().await;
+                            let _ = shutdown_tx.send(true);
+                        })
+                        .await?
+                }
+                Some(config) => {
+                    let handle = axum_server::Handle::new();
+                    let stopper = handle.clone();
+                    tokio::spawn(async move {
+                        shutdown_signal().await;
+                        let _ = shutdown_tx.send(true);
+                        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+                    });
+                    axum_server::from_tcp_rustls(listener.into_std()?, config).handle(handle).serve(service).await?
+                }
+            }
             for w in workers {
                 let _ = w.await;
             }

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`, one module per resource.
 
 pub mod apikeys;
+pub mod audit;
 pub mod carts;
 pub mod channels;
 pub mod collections;
@@ -43,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .merge(webhooks::router())
         .merge(integrations::router())
         .merge(apikeys::router())
+        .merge(audit::router())
 }
 
 /// Cursor pagination shared by every list.

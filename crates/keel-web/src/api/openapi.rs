@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 description of `/api/v1`, generated from the handlers.
 
-use super::{apikeys, carts, channels, collections, customers, events, health, images, inventory, locations, integrations, orders, products, reservations, shipping, webhooks};
+use super::{apikeys, audit, carts, channels, collections, customers, events, health, images, inventory, locations, integrations, orders, products, reservations, shipping, webhooks};
 use crate::error::{ErrorBody, ErrorEnvelope};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -54,6 +54,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(images::Doc::openapi());
     doc.merge(collections::Doc::openapi());
     doc.merge(apikeys::Doc::openapi());
+    doc.merge(audit::Doc::openapi());
     doc
 }
 

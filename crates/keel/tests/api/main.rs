@@ -2,6 +2,8 @@
 //! test: SQLite by default, PostgreSQL when `KEEL_TEST_DATABASE_URL` is set
 //! (`scripts/test` runs both).
 
+mod backup;
+mod audit;
 mod catalog;
 mod checkout;
 mod cli;
@@ -10,15 +12,18 @@ mod conventions;
 mod customers;
 mod events;
 mod feeds;
+mod headers;
 mod health;
 mod images;
 mod inventory;
 mod properties;
 mod purge;
+mod ratelimit;
 mod recovery;
 mod staff;
 mod reservations;
 mod storefront_checkout;
 mod storefront_catalog;
 mod stripe;
+mod tls;
 mod webhooks;

@@ -1,0 +1,129 @@
+//! Writes the audit log: one entry for every non-GET request that passed
+//! authentication, whatever its outcome (the status is recorded, so refused
+//! attempts are visible too). The entry names the actor, the method and
+//! route, the resource, the request's top-level field names (never their
+//! values), the client address and the status.
+//!
+//! The entry is appended in its own short transaction after the write has
+//! committed (see ARCHITECTURE.md for the trade-off).
+
+use crate::api::images::body_limit;
+use crate::edge::client_ip;
+use crate::error::ApiError;
+use crate::extract::MAX_JSON_BODY;
+use crate::AppState;
+use axum::body::{to_bytes, Body};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::body::HttpBody as _;
+use keel_app::apikeys::Principal;
+use keel_app::audit::NewAuditEntry;
+use serde::de::IgnoredAny;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// At most this many field names are kept, each at most this long.
+const MAX_FIELDS: usize = 32;
+const MAX_FIELD_LEN: usize = 64;
+/// Responses larger than this are not inspected for their `id`.
+const MAX_INSPECTED_RESPONSE: u64 = 1024 * 1024;
+
+pub async fn record_writes(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    // API keys leave a `Principal`; other authenticated routers (the admin
+    // console) put the `Actor` itself into the request extensions.
+    let actor = req.extensions().get::<keel_app::Actor>().map(|a| a.0.clone());
+    let Some(actor) = actor.or_else(|| req.extensions().get::<Principal>().map(|p| p.actor().0)) else {
+        return next.run(req).await;
+    };
+    let ip = client_ip(&req, state.edge.trust_proxy).map(|ip| ip.to_string());
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| req.uri().path().to_owned());
+    let action = format!("{} {route}", req.method());
+    let path_target = req.uri().path().split('/').find(|s| looks_like_id(s)).map(str::to_owned);
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let (parts, body) = req.into_parts();
+    let mut summary = serde_json::Map::new();
+    let req = if is_json {
+        let limit = body_limit(parts.uri.path(), MAX_JSON_BODY);
+        let bytes = match to_bytes(body, limit).await {
+            Ok(b) => b,
+            Err(_) => {
+                return ApiError::invalid(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body exceeds {limit} bytes"), None)
+                    .into_response()
+            }
+        };
+        if let Ok(fields) = serde_json::from_slice::<BTreeMap<String, IgnoredAny>>(&bytes) {
+            let names: Vec<Value> =
+                fields.keys().take(MAX_FIELDS).map(|k| Value::String(k.chars().take(MAX_FIELD_LEN).collect())).collect();
+            summary.insert("fields".into(), Value::Array(names));
+        }
+        Request::from_parts(parts, Body::from(bytes))
+    } else {
+        if let Some(ct) = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+            summary.insert("content_type".into(), json!(ct.chars().take(MAX_FIELD_LEN).collect::<String>()));
+        }
+        Request::from_parts(parts, body)
+    };
+
+    let res = next.run(req).await;
+    let status = res.status();
+    if res.headers().get("idempotent-replayed").is_some_and(|v| v == "true") {
+        summary.insert("replayed".into(), json!(true));
+    }
+    let inspectable = res.body().size_hint().exact().is_some_and(|n| n <= MAX_INSPECTED_RESPONSE)
+        && res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let res = if inspectable {
+        let (parts, body) = res.into_parts();
+        let bytes = to_bytes(body, MAX_INSPECTED_RESPONSE as usize).await.unwrap_or_default();
+        if let Ok(seen) = serde_json::from_slice::<ResponseFacts>(&bytes) {
+            if let Some(id) = seen.id.filter(|id| looks_like_id(id)) {
+                summary.insert("result_id".into(), json!(id));
+            }
+            if let Some(code) = seen.error.and_then(|e| e.code) {
+                summary.insert("error_code".into(), json!(code.chars().take(MAX_FIELD_LEN).collect::<String>()));
+            }
+        }
+        Response::from_parts(parts, Body::from(bytes))
+    } else {
+        res
+    };
+    let target = path_target.or_else(|| summary.get("result_id").and_then(Value::as_str).map(str::to_owned));
+    let entry = NewAuditEntry { actor, action, target, summary: Value::Object(summary), ip, status: status.as_u16() };
+    if let Err(e) = state.app.record_audit(entry).await {
+        tracing::error!(error = %e, "could not append to the audit log");
+    }
+    res
+}
+
+#[derive(serde::Deserialize)]
+struct ResponseFacts {
+    id: Option<String>,
+    error: Option<ErrorFacts>,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorFacts {
+    code: Option<String>,
+}
+
+/// `prod_0193…`: a lower-case prefix, `_`, then 32 hex digits.
+fn looks_like_id(s: &str) -> bool {
+    match s.split_once('_') {
+        Some((prefix, rest)) => {
+            !prefix.is_empty()
+                && prefix.len() <= 16
+                && prefix.bytes().all(|b| b.is_ascii_lowercase())
+                && rest.len() == 32
+                && rest.bytes().all(|b| b.is_ascii_hexdigit())
+        }
+        None => false,
+    }
+}
