@@ -185,6 +185,9 @@ pub fn refused(headers: &HeaderMap) -> Response {
 
 /// Both CSRF checks for a form on the cart, checkout or account pages: the
 /// request is same-origin and carries the session's token in `csrf`.
+// The error is the refusal page the handler returns as is; it is built only
+// on the refused path, so its size costs nothing on the accepted one.
+#[allow(clippy::result_large_err)]
 pub fn guard<'v>(state: &AppState, visitor: &'v Visitor, headers: &HeaderMap, form: &FormData) -> Result<&'v Session, Response> {
     if !csrf::same_origin(headers, &state.storefront) {
         return Err(refused(headers));
