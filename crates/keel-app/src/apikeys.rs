@@ -44,6 +44,9 @@ impl Principal {
     }
 }
 
+/// How Keel stores a random secret it issued (API keys, integration keys,
+/// session tokens, recovery codes): SHA-256 in hex. A slow hash adds
+/// nothing for secrets of this entropy.
 pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }

@@ -556,7 +556,7 @@ fn new_credential(app: &App, auth: AuthMethod, row: &mut IntegrationRow) -> Stri
     let (secret, hash, encrypted) = match auth {
         AuthMethod::ApiKey => {
             let s = format!("{API_KEY_PREFIX}{}", hex::encode(raw));
-            let h = hex::encode(Sha256::digest(s.as_bytes()));
+            let h = crate::apikeys::hash_secret(&s);
             (s, Some(h), None)
         }
         AuthMethod::Hmac => {
@@ -1326,7 +1326,7 @@ impl App {
         let now = now_micros();
         let mac = if integ.auth == "api_key" {
             let presented = req.bearer.ok_or_else(|| FeedError::Unauthorized("send the integration's API key as `Authorization: Bearer keel_ik_…`".into()))?;
-            let hash = hex::encode(Sha256::digest(presented.trim().as_bytes()));
+            let hash = crate::apikeys::hash_secret(presented.trim());
             let ok = integ.credential_hash.as_deref().is_some_and(|h| constant_time_eq(h.as_bytes(), hash.as_bytes()));
             if !ok {
                 return Err(FeedError::Unauthorized("the integration API key is wrong or was rotated".into()));

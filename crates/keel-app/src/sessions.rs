@@ -8,12 +8,12 @@
 //! after [`SESSION_IDLE_MICROS`] without activity, and are replaced by a new
 //! token whenever the signed-in customer changes (session fixation defence).
 
+use crate::apikeys::hash_secret;
 use crate::{in_tx, App, Result};
 use base64::Engine;
 use keel_domain::time::now_micros;
 use keel_store::sessions::{self as db, SessionRow};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 /// A session ends after 30 days without activity (a shopper's cart lives
 /// that long with it; the cart itself expires on its own schedule).
@@ -83,10 +83,6 @@ fn random_b64(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
-/// The stored id of a cookie token.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
 
 fn plausible_token(token: &str) -> bool {
     token.len() == TOKEN_LEN && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -96,7 +92,7 @@ fn new_row(cart_id: Option<String>, customer_id: Option<String>) -> (String, Ses
     let token = random_b64(32);
     let now = now_micros();
     let row = SessionRow {
-        id: token_hash(&token),
+        id: hash_secret(&token),
         cart_id,
         customer_id,
         csrf_secret: random_b64(32),
@@ -121,7 +117,7 @@ impl App {
         if !plausible_token(token) {
             return Ok(None);
         }
-        let id = token_hash(token);
+        let id = hash_secret(token);
         let now = now_micros();
         let row = {
             let mut conn = self.store.reader().await?;
@@ -206,7 +202,7 @@ mod tests {
         let (token, row) = new_row(None, None);
         assert_eq!(token.len(), TOKEN_LEN);
         assert!(plausible_token(&token));
-        assert_eq!(row.id, token_hash(&token));
+        assert_eq!(row.id, hash_secret(&token));
         assert_ne!(row.id, token);
         let (other, _) = new_row(None, None);
         assert_ne!(token, other);

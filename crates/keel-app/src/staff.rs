@@ -13,7 +13,7 @@
 //! timeouts are tested without sleeping.
 
 use crate::customers::{dummy_hash, email as check_email, hash_password, normalise_email, verify_password};
-use crate::sessions::token_hash;
+use crate::apikeys::hash_secret;
 use crate::{in_tx, App, AppError, Result};
 use base64::Engine;
 use keel_domain::access::Role;
@@ -310,7 +310,7 @@ impl App {
     async fn issue_session(&self, user: &StaffUserRow, pending: bool, replaces: Option<&str>, now: i64) -> Result<IssuedSession> {
         let token = random_b64(32);
         let row = StaffSessionRow {
-            id: token_hash(&token),
+            id: hash_secret(&token),
             user_id: user.id.clone(),
             csrf_secret: random_b64(32),
             second_factor_at: (!pending && user.totp_enabled_at.is_some()).then_some(now),
@@ -319,7 +319,7 @@ impl App {
             idle_expires_at: now + if pending { PENDING_MICROS } else { SESSION_IDLE_MICROS },
             expires_at: now + if pending { PENDING_MICROS } else { SESSION_ABSOLUTE_MICROS },
         };
-        let old = replaces.map(token_hash);
+        let old = replaces.map(hash_secret);
         in_tx!(self, |tx| {
             if let Some(old) = &old {
                 db::delete_session(&mut tx, old).await?;
@@ -408,7 +408,7 @@ impl App {
             let Some(step) = totp_step(&totp, &digits, now) else { return Ok(false) };
             return in_tx!(self, |tx| Ok(db::claim_totp_step(&mut tx, &user.id, step).await?));
         }
-        let hash = token_hash(&normalise_code(code));
+        let hash = hash_secret(&normalise_code(code));
         in_tx!(self, |tx| Ok(db::use_recovery_code(&mut tx, &user.id, &hash, now).await?))
     }
 
@@ -426,7 +426,7 @@ impl App {
         if token.len() != 43 {
             return Ok(None);
         }
-        let id = token_hash(token);
+        let id = hash_secret(token);
         let mut conn = self.store.reader().await?;
         let Some(s) = db::session_by_id(&mut conn, &id).await? else { return Ok(None) };
         if s.expires_at <= now || s.idle_expires_at <= now {
@@ -459,7 +459,7 @@ impl App {
     }
 
     pub async fn staff_sign_out(&self, token: &str) -> Result<()> {
-        let id = token_hash(token);
+        let id = hash_secret(token);
         in_tx!(self, |tx| Ok(db::delete_session(&mut tx, &id).await?))
     }
 
@@ -518,7 +518,7 @@ impl App {
         };
         let Some(step) = totp_step(&totp, code, now) else { return Err(AppError::BadCredentials) };
         let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
-        let hashes: Vec<String> = codes.iter().map(|c| token_hash(&normalise_code(c))).collect();
+        let hashes: Vec<String> = codes.iter().map(|c| hash_secret(&normalise_code(c))).collect();
         in_tx!(self, |tx| {
             if !db::claim_totp_step(&mut tx, user_id, step).await? {
                 return Err(AppError::BadCredentials);
