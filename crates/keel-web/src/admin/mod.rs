@@ -40,9 +40,9 @@ const MAX_FORM: usize = 16 * 1024;
 pub const STYLESHEET: &str = include_str!("../../static/admin.css");
 
 static CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
-    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLESHEET.as_bytes()));
+    let style = crate::storefront::style_source(STYLESHEET);
     HeaderValue::from_str(&format!(
-        "default-src 'none'; style-src 'sha256-{hash}'; img-src 'self' data:; form-action 'self'; \
+        "default-src 'none'; style-src {style}; img-src 'self' data:; form-action 'self'; \
          frame-ancestors 'none'; base-uri 'none'"
     ))
     .expect("a valid header")

@@ -151,13 +151,18 @@ pub const STYLESHEET: &str = concat!(include_str!("../../static/store.css"), inc
 /// and need no allowance. `connect-src 'self'` lets same-origin tools (and
 /// crawler audits that fetch `/robots.txt` from the page) read this site.
 static CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
-    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLESHEET.as_bytes()));
+    let style = style_source(STYLESHEET);
     HeaderValue::from_str(&format!(
-        "default-src 'none'; img-src 'self' data:; style-src 'sha256-{hash}'; script-src 'self'; connect-src 'self'; \
+        "default-src 'none'; img-src 'self' data:; style-src {style}; script-src 'self'; connect-src 'self'; \
          form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     ))
     .expect("ascii")
 });
+
+/// The CSP source that allows exactly `css` as an inline `<style>`, by hash.
+pub fn style_source(css: &str) -> String {
+    format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(css.as_bytes())))
+}
 
 /// What every page's layout needs, whatever the page.
 #[derive(Debug, Clone, Default)]
