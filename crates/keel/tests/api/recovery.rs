@@ -114,7 +114,17 @@ async fn crash_between_authorize_and_order_finishes_the_order() {
     let s = start(&db, None).await;
     let c = settled_cart(&s, &key, &cart).await;
     assert_eq!(c["status"], "completed", "the paid checkout became an order: {c}");
-    let order = get(&s, &key, &format!("/orders/{}", c["order_id"].as_str().unwrap())).await;
+    // Recovery creates the order, then captures it in a step of its own: the
+    // cart can read "completed" while the capture is still under way.
+    let order_path = format!("/orders/{}", c["order_id"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let order = loop {
+        let o = get(&s, &key, &order_path).await;
+        if o["payment_status"] != "authorized" || Instant::now() >= deadline {
+            break o;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(order["payment_status"], "captured");
     assert_eq!(order["totals"]["total"], 5400);
     let level = get(&s, &key, &format!("/inventory/levels?sku=CRASH&location_id={loc}")).await;
