@@ -29,7 +29,6 @@ use keel_app::staff::{IssuedSession, SessionState, StaffSession, SESSION_ABSOLUT
 use keel_app::AppError;
 use keel_domain::time::now_micros;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::sync::LazyLock;
 
