@@ -303,3 +303,57 @@ enum Target {
     Delta(i64),
     Count(i64),
 }
+
+// ------------------------------------------------- admin console reads ---
+
+/// One inventory item with its titles and its level at every location.
+#[derive(Debug, Clone)]
+pub struct ItemOverview {
+    pub item: Item,
+    /// (product id, product title, variant title) when a variant has its SKU.
+    pub titles: Option<(String, String, String)>,
+    pub levels: Vec<db::StockLine>,
+}
+
+impl App {
+    /// Levels for the admin list: filtered, paged by offset.
+    pub async fn stock_lines(&self, filter: &db::StockFilter<'_>, offset: i64, limit: i64) -> Result<Vec<db::StockLine>> {
+        let mut conn = self.store.reader().await?;
+        Ok(db::stock_lines(&mut conn, filter, offset.max(0), limit.clamp(1, 500)).await?)
+    }
+
+    /// An inventory item by id, with its levels at every location.
+    pub async fn inventory_item(&self, id: &str) -> Result<ItemOverview> {
+        keel_domain::ids::InventoryItemId::parse("inventory_item_id", id)?;
+        let mut conn = self.store.reader().await?;
+        let item = db::item_by_id(&mut conn, id).await?.ok_or_else(|| AppError::not_found("inventory_item", id))?;
+        let titles = db::item_titles(&mut conn, &item.sku).await?;
+        let filter = db::StockFilter { inventory_item_id: Some(&item.id), ..Default::default() };
+        let levels = db::stock_lines(&mut conn, &filter, 0, 500).await?;
+        Ok(ItemOverview { item, titles, levels })
+    }
+
+    /// The id of the inventory item with this SKU.
+    pub async fn inventory_item_id(&self, sku: &str) -> Result<String> {
+        let mut conn = self.store.reader().await?;
+        Ok(item_for(&mut conn, "sku", sku).await?.id)
+    }
+
+    /// Ledger of one item with running on_hand, newest first, by offset.
+    pub async fn ledger_lines(&self, item_id: &str, location_id: Option<&str>, offset: i64, limit: i64) -> Result<Vec<db::LedgerLine>> {
+        let mut conn = self.store.reader().await?;
+        Ok(db::ledger_lines(&mut conn, item_id, location_id, offset.max(0), limit.clamp(1, 500)).await?)
+    }
+
+    /// Transfers, newest first, by offset.
+    pub async fn transfer_lines(&self, offset: i64, limit: i64) -> Result<Vec<db::TransferLine>> {
+        let mut conn = self.store.reader().await?;
+        Ok(db::transfer_lines(&mut conn, offset.max(0), limit.clamp(1, 500)).await?)
+    }
+
+    /// Every location, archived ones too, in allocation order.
+    pub async fn all_locations(&self) -> Result<Vec<keel_store::locations::LocationRow>> {
+        let mut conn = self.store.reader().await?;
+        Ok(keel_store::locations::all_by_priority(&mut conn).await?)
+    }
+}

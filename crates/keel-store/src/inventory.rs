@@ -468,3 +468,193 @@ pub async fn stock_units(conn: &mut AnyConnection, sku: &str) -> Result<Option<(
         .collect::<Result<_>>()?;
     Ok(Some((archived, units)))
 }
+
+// ------------------------------------------------- admin console reads ---
+
+/// One level as the admin lists show it: with its SKU, location and the
+/// product and variant the item is sold as (none for an item only used
+/// inside bundles).
+#[derive(Debug, Clone)]
+pub struct StockLine {
+    pub level: LevelRow,
+    pub sku: String,
+    pub location_name: String,
+    pub location_archived: bool,
+    pub product_id: Option<String>,
+    pub product_title: Option<String>,
+    pub variant_title: Option<String>,
+}
+
+/// What the admin levels list asks for; `search` matches SKU, product or
+/// variant title (case-insensitive substring), `available_at_most` keeps
+/// low stock only.
+#[derive(Debug, Clone, Default)]
+pub struct StockFilter<'a> {
+    pub inventory_item_id: Option<&'a str>,
+    pub location_id: Option<&'a str>,
+    pub search: Option<&'a str>,
+    pub available_at_most: Option<i64>,
+}
+
+/// `%text%` for `LIKE … ESCAPE '!'`, lowercased.
+fn like_pattern(text: &str) -> String {
+    let mut p = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '!') {
+            p.push('!');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// Levels matching `f`, by SKU then location priority; `offset`/`limit`
+/// page them (one query, no per-row lookups).
+pub async fn stock_lines(conn: &mut AnyConnection, f: &StockFilter<'_>, offset: i64, limit: i64) -> Result<Vec<StockLine>> {
+    let cols = LEVEL_COLUMNS.split(", ").map(|c| format!("l.{c}")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT {cols}, i.sku, loc.name AS location_name, loc.archived_at AS location_archived_at, \
+         p.id AS product_id, p.title AS product_title, v.title AS variant_title \
+         FROM inventory_levels l JOIN inventory_items i ON i.id = l.inventory_item_id \
+         JOIN locations loc ON loc.id = l.location_id \
+         LEFT JOIN variants v ON v.sku = i.sku LEFT JOIN products p ON p.id = v.product_id \
+         WHERE ($1 IS NULL OR l.inventory_item_id = $1) AND ($2 IS NULL OR l.location_id = $2) \
+         AND ($3 IS NULL OR LOWER(i.sku) LIKE $3 ESCAPE '!' OR LOWER(p.title) LIKE $3 ESCAPE '!' \
+              OR LOWER(v.title) LIKE $3 ESCAPE '!') \
+         AND ($4 IS NULL OR l.on_hand - l.reserved - l.safety_stock - l.damaged - l.quality_control <= $4) \
+         ORDER BY i.sku, loc.priority, loc.id LIMIT $5 OFFSET $6"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(f.inventory_item_id)
+        .bind(f.location_id)
+        .bind(f.search.map(like_pattern))
+        .bind(f.available_at_most)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(StockLine {
+                level: level_from_row(r)?,
+                sku: r.try_get("sku")?,
+                location_name: r.try_get("location_name")?,
+                location_archived: r.try_get::<Option<i64>, _>("location_archived_at")?.is_some(),
+                product_id: r.try_get("product_id")?,
+                product_title: r.try_get("product_title")?,
+                variant_title: r.try_get("variant_title")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn item_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<Item>> {
+    let row = sqlx::query("SELECT id, sku, created_at FROM inventory_items WHERE id = $1").bind(id).fetch_optional(conn).await?;
+    row.as_ref().map(item_from_row).transpose()
+}
+
+/// The product and variant an item is sold as (the variant with its SKU).
+pub async fn item_titles(conn: &mut AnyConnection, sku: &str) -> Result<Option<(String, String, String)>> {
+    let row = sqlx::query(
+        "SELECT p.id AS product_id, p.title AS product_title, v.title AS variant_title FROM variants v \
+         JOIN products p ON p.id = v.product_id WHERE v.sku = $1",
+    )
+    .bind(sku)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| Ok((r.try_get("product_id")?, r.try_get("product_title")?, r.try_get("variant_title")?))).transpose()
+}
+
+/// A ledger row as the admin shows it: with the location's name, on_hand
+/// at that location just after it, and the staff user's email when a staff
+/// user made it.
+#[derive(Debug, Clone)]
+pub struct LedgerLine {
+    pub movement: Movement,
+    pub location_name: String,
+    pub on_hand_after: i64,
+    pub staff_email: Option<String>,
+}
+
+/// Ledger of one item, newest first, optionally at one location, paged by
+/// offset. The running on_hand is a window sum over the item's ledger.
+pub async fn ledger_lines(
+    conn: &mut AnyConnection,
+    item: &str,
+    location: Option<&str>,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<LedgerLine>> {
+    let cols = MOVEMENT_COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT * FROM (SELECT {cols}, loc.name AS location_name, s.email AS staff_email, \
+         CAST(SUM(m.d_on_hand) OVER (PARTITION BY m.location_id ORDER BY m.seq) AS BIGINT) AS on_hand_after \
+         FROM inventory_movements m JOIN locations loc ON loc.id = m.location_id \
+         LEFT JOIN staff_users s ON m.actor = 'staff:' || s.id \
+         WHERE m.inventory_item_id = $1) x \
+         WHERE ($2 IS NULL OR x.location_id = $2) ORDER BY x.seq DESC LIMIT $3 OFFSET $4"
+    );
+    let rows = sqlx::query(&sql).bind(item).bind(location).bind(limit).bind(offset).fetch_all(conn).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(LedgerLine {
+                movement: movement_from_row(r)?,
+                location_name: r.try_get("location_name")?,
+                on_hand_after: r.try_get("on_hand_after")?,
+                staff_email: r.try_get("staff_email")?,
+            })
+        })
+        .collect()
+}
+
+/// A transfer with its SKU and location names.
+#[derive(Debug, Clone)]
+pub struct TransferLine {
+    pub id: String,
+    pub inventory_item_id: String,
+    pub sku: String,
+    pub from_location_id: String,
+    pub from_location_name: String,
+    pub to_location_id: String,
+    pub to_location_name: String,
+    pub quantity: i64,
+    pub reason: Option<String>,
+    pub actor: String,
+    pub staff_email: Option<String>,
+    pub created_at: i64,
+}
+
+/// Transfers, newest first, paged by offset.
+pub async fn transfer_lines(conn: &mut AnyConnection, offset: i64, limit: i64) -> Result<Vec<TransferLine>> {
+    let rows = sqlx::query(
+        "SELECT t.id, t.inventory_item_id, i.sku, t.from_location_id, f.name AS from_name, t.to_location_id, \
+         d.name AS to_name, t.quantity, t.reason, t.actor, s.email AS staff_email, t.created_at \
+         FROM transfers t JOIN inventory_items i ON i.id = t.inventory_item_id \
+         JOIN locations f ON f.id = t.from_location_id JOIN locations d ON d.id = t.to_location_id \
+         LEFT JOIN staff_users s ON t.actor = 'staff:' || s.id \
+         ORDER BY t.created_at DESC, t.id DESC LIMIT $1 OFFSET $2",
+    )
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(TransferLine {
+                id: r.try_get("id")?,
+                inventory_item_id: r.try_get("inventory_item_id")?,
+                sku: r.try_get("sku")?,
+                from_location_id: r.try_get("from_location_id")?,
+                from_location_name: r.try_get("from_name")?,
+                to_location_id: r.try_get("to_location_id")?,
+                to_location_name: r.try_get("to_name")?,
+                quantity: r.try_get("quantity")?,
+                reason: r.try_get("reason")?,
+                actor: r.try_get("actor")?,
+                staff_email: r.try_get("staff_email")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .collect()
+}

@@ -97,3 +97,9 @@ pub async fn active_by_priority(conn: &mut AnyConnection) -> Result<Vec<Location
     .await?;
     rows.iter().map(from_row).collect()
 }
+
+/// Every location, archived ones too, in allocation order (admin pickers).
+pub async fn all_by_priority(conn: &mut AnyConnection) -> Result<Vec<LocationRow>> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM locations ORDER BY priority, id")).fetch_all(conn).await?;
+    rows.iter().map(from_row).collect()
+}
