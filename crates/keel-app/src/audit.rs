@@ -23,6 +23,23 @@ pub struct NewAuditEntry {
     pub status: u16,
 }
 
+impl NewAuditEntry {
+    /// The row to insert, for use cases that append their entry in their
+    /// own transaction (the stale-accounts job).
+    pub(crate) fn into_row(self, occurred_at: i64) -> AuditRow {
+        AuditRow {
+            id: AuditId::generate().to_string(),
+            actor: self.actor,
+            action: self.action,
+            target: self.target,
+            summary: self.summary.to_string(),
+            ip: self.ip,
+            status: i64::from(self.status),
+            occurred_at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuditEntryView {
     pub id: String,
@@ -74,16 +91,7 @@ pub struct AuditQuery {
 impl App {
     /// Appends one entry in its own short transaction.
     pub async fn record_audit(&self, entry: NewAuditEntry) -> Result<String> {
-        let row = AuditRow {
-            id: AuditId::generate().to_string(),
-            actor: entry.actor,
-            action: entry.action,
-            target: entry.target,
-            summary: entry.summary.to_string(),
-            ip: entry.ip,
-            status: i64::from(entry.status),
-            occurred_at: now_micros(),
-        };
+        let row = entry.into_row(now_micros());
         in_tx!(self, |tx| {
             db::insert(&mut tx, &row).await?;
             Ok(())
