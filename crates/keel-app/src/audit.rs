@@ -82,8 +82,12 @@ pub struct AuditQuery {
     pub actor: Option<String>,
     pub action: Option<String>,
     pub target: Option<String>,
-    /// RFC 3339.
+    /// Actions containing this text, ignoring ASCII case.
+    pub action_contains: Option<String>,
+    /// RFC 3339: entries at or after this time.
     pub since: Option<String>,
+    /// RFC 3339: entries before this time.
+    pub until: Option<String>,
     pub starting_after: Option<String>,
     pub limit: Option<i64>,
 }
@@ -103,16 +107,23 @@ impl App {
         if let Some(c) = &q.starting_after {
             AuditId::parse("starting_after", c)?;
         }
-        let since = match &q.since {
-            Some(s) => Some(parse_rfc3339(s).ok_or_else(|| Invalid::new("since", "invalid_time", "since must be an RFC 3339 time"))?),
-            None => None,
+        let time = |field: &str, v: &Option<String>| match v {
+            Some(s) => parse_rfc3339(s).map(Some).ok_or_else(|| Invalid::new(field, "invalid_time", format!("{field} must be an RFC 3339 time"))),
+            None => Ok(None),
         };
+        let since = time("since", &q.since)?;
+        let until = time("until", &q.until)?;
+        if q.action_contains.as_ref().is_some_and(|a| a.chars().count() > 200) {
+            return Err(Invalid::new("action_contains", "too_long", "action_contains must be at most 200 characters").into());
+        }
         let limit = page_limit(q.limit);
         let filter = AuditFilter {
             actor: q.actor.as_deref(),
             action: q.action.as_deref(),
             target: q.target.as_deref(),
+            action_contains: q.action_contains.as_deref().filter(|a| !a.is_empty()),
             since,
+            until,
             before: q.starting_after.as_deref(),
         };
         let mut conn = self.store.reader().await?;

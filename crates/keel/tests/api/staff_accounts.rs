@@ -344,3 +344,41 @@ async fn two_owners_disabling_each_other_at_once_leave_one() {
         assert_eq!(list(app, StaffFilter::Active, T).await.len(), 1);
     }
 }
+
+#[tokio::test]
+async fn the_audit_log_filters_by_action_text_and_time_range() {
+    let t = spawn(90, true).await;
+    let app = &t.app;
+    user(app, "owner@example.com", Role::Owner, T - 200 * DAY).await;
+    user(app, "old@example.com", Role::Analyst, T - 200 * DAY).await;
+    assert_eq!(app.disable_stale_staff(T).await.unwrap(), 1);
+    let r = t.post("/api-keys", keel_testkit::json!({"name": "ci", "role": "analyst"})).await;
+    assert_eq!(r.status, reqwest::StatusCode::CREATED);
+
+    let q = |action_contains: &str| AuditQuery { action_contains: Some(action_contains.into()), limit: Some(100), ..Default::default() };
+    let hits = app.list_audit_log(&q("STALE staff")).await.unwrap();
+    assert_eq!(hits.data.len(), 1);
+    assert_eq!(hits.data[0].actor, STALE_JOB_ACTOR);
+    assert_eq!(app.list_audit_log(&q("api-keys")).await.unwrap().data.len(), 1);
+    assert!(app.list_audit_log(&q("%")).await.unwrap().data.is_empty(), "wildcards are literal");
+    assert!(app.list_audit_log(&q("stale_staff")).await.unwrap().data.is_empty(), "_ too");
+
+    // The job's entry is dated by its `now`; the API write by the clock.
+    let range = |since: i64, until: i64| AuditQuery {
+        since: Some(keel_domain::time::to_rfc3339(since)),
+        until: Some(keel_domain::time::to_rfc3339(until)),
+        ..Default::default()
+    };
+    let day = app.list_audit_log(&range(T - SEC, T + SEC)).await.unwrap();
+    assert_eq!(day.data.len(), 1);
+    assert_eq!(day.data[0].action, STALE_JOB_ACTION);
+    assert!(app.list_audit_log(&range(T + SEC, T + DAY)).await.unwrap().data.is_empty(), "until is exclusive of later entries");
+    assert!(app.list_audit_log(&range(T - DAY, T)).await.unwrap().data.is_empty(), "until is exclusive");
+
+    // The same filters over the API.
+    let r = t.get("/audit-log?action_contains=API-KEYS").await;
+    assert_eq!(r.status, reqwest::StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 1);
+    let r = t.get("/audit-log?until=yesterday").await;
+    assert_eq!((r.status, r.error_param()), (reqwest::StatusCode::UNPROCESSABLE_ENTITY, "until"));
+}
