@@ -1,7 +1,8 @@
-//! Which permission each route needs: the one table for the JSON API (and,
-//! later, the admin pages). Enforcement happens once, in
-//! [`crate::auth::require_api_key`]; a route missing from this table is
-//! refused (deny by default), and a test walks the API's routes to catch it.
+//! Which permission each route needs. The JSON API's table is here and is
+//! enforced once, in [`crate::auth::require_api_key`]; the admin console's
+//! routes are declared per area and enforced once, in the admin gate
+//! (`crate::admin`). A route missing from its table is refused (deny by
+//! default), and tests walk both the API's and the admin's routes.
 //! Whether a role holds a permission is `keel_domain::access::allows`.
 
 use axum::http::Method;
@@ -78,25 +79,17 @@ pub enum Access {
     Needs(Permission),
 }
 
-/// Admin routes: (method, path, access). The admin router is built from the
-/// same paths, and a test checks both agree.
-pub const ADMIN_ROUTES: &[(&str, &str, Access)] = &[
-    ("GET", "/admin", Access::SignedIn),
-    ("GET", "/admin/login", Access::Public),
-    ("POST", "/admin/login", Access::Public),
-    ("GET", "/admin/login/2fa", Access::Public),
-    ("POST", "/admin/login/2fa", Access::Public),
-    ("GET", "/admin/2fa/setup", Access::SignedIn),
-    ("POST", "/admin/2fa/setup", Access::SignedIn),
-    ("POST", "/admin/logout", Access::SignedIn),
-    ("POST", "/admin/sessions/revoke-all", Access::SignedIn),
-];
+/// One admin route: method, matched path, and what it asks. Each admin
+/// area declares its routes beside its router (`crate::admin::ROUTES`
+/// gathers them); a test requests every one.
+pub type AdminRoute = (&'static str, &'static str, Access);
 
-/// What an admin route asks for; `None` (refuse) for one not in the table.
-/// Admin pages for a resource (`/admin/products/…`) take the API's rule for it.
+/// Every admin route.
+pub fn admin_routes() -> impl Iterator<Item = &'static AdminRoute> {
+    crate::admin::ROUTES.iter().flat_map(|area| area.iter())
+}
+
+/// What an admin route asks for; `None` (refuse) for one not declared.
 pub fn admin_access(method: &Method, path: &str) -> Option<Access> {
-    if let Some((_, _, a)) = ADMIN_ROUTES.iter().find(|(m, p, _)| *p == path && method.as_str() == *m) {
-        return Some(*a);
-    }
-    path.strip_prefix("/admin").and_then(|rest| api_permission(method, rest)).map(Access::Needs)
+    admin_routes().find(|(m, p, _)| *p == path && method.as_str() == *m).map(|(_, _, a)| *a)
 }

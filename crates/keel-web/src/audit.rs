@@ -4,6 +4,9 @@
 //! route, the resource, the request's top-level field names (never their
 //! values), the client address and the status.
 //!
+//! The API records through [`record_writes`]; the admin console's gate
+//! through [`audited`], with the staff user as the actor.
+//!
 //! The entry is appended in its own short transaction after the write has
 //! committed (see ARCHITECTURE.md for the trade-off).
 
@@ -30,28 +33,35 @@ const MAX_FIELD_LEN: usize = 64;
 /// Responses larger than this are not inspected for their `id`.
 const MAX_INSPECTED_RESPONSE: u64 = 1024 * 1024;
 
+/// The API's audit layer: API keys leave a `Principal` in the request.
 pub async fn record_writes(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
-    // API keys leave a `Principal`; other authenticated routers (the admin
-    // console) put the `Actor` itself into the request extensions.
-    let actor = req.extensions().get::<keel_app::Actor>().map(|a| a.0.clone());
-    let Some(actor) = actor.or_else(|| req.extensions().get::<Principal>().map(|p| p.actor().0)) else {
+    let Some(actor) = req.extensions().get::<Principal>().map(|p| p.actor().0) else {
         return next.run(req).await;
     };
+    audited(&state, actor, req, |req| next.run(req)).await
+}
+
+/// Runs `handle` on a write by `actor` and appends its audit entry: the
+/// route, the target, the top-level field names of a JSON or form body, the
+/// outcome. The admin console's gate calls this too, for allowed and
+/// refused writes alike.
+pub async fn audited<F, Fut>(state: &AppState, actor: String, req: Request, handle: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let ip = client_ip(&req, state.edge.trust_proxy).map(|ip| ip.to_string());
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| req.uri().path().to_owned());
     let action = format!("{} {route}", req.method());
     let path_target = req.uri().path().split('/').find(|s| looks_like_id(s)).map(str::to_owned);
-    let is_json = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+    let content_type =
+        req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let (parts, body) = req.into_parts();
     let mut summary = serde_json::Map::new();
-    let req = if is_json {
+    let req = if content_type.starts_with("application/json") || content_type.starts_with("application/x-www-form-urlencoded") {
         let limit = body_limit(parts.uri.path(), MAX_JSON_BODY);
         let bytes = match to_bytes(body, limit).await {
             Ok(b) => b,
@@ -60,23 +70,30 @@ pub async fn record_writes(State(state): State<AppState>, req: Request, next: Ne
                     .into_response()
             }
         };
-        if let Ok(fields) = serde_json::from_slice::<BTreeMap<String, IgnoredAny>>(&bytes) {
-            let names: Vec<Value> =
-                fields.keys().take(MAX_FIELDS).map(|k| Value::String(k.chars().take(MAX_FIELD_LEN).collect())).collect();
+        if let Some(names) = field_names(&content_type, &bytes) {
             summary.insert("fields".into(), Value::Array(names));
         }
         Request::from_parts(parts, Body::from(bytes))
     } else {
-        if let Some(ct) = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
-            summary.insert("content_type".into(), json!(ct.chars().take(MAX_FIELD_LEN).collect::<String>()));
+        if !content_type.is_empty() {
+            summary.insert("content_type".into(), json!(content_type.chars().take(MAX_FIELD_LEN).collect::<String>()));
         }
         Request::from_parts(parts, body)
     };
 
-    let res = next.run(req).await;
+    let res = handle(req).await;
     let status = res.status();
     if res.headers().get("idempotent-replayed").is_some_and(|v| v == "true") {
         summary.insert("replayed".into(), json!(true));
+    }
+    // A form post answered with a redirect names what it made in `Location`.
+    if let Some(id) = res
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| l.split(['/', '?']).find(|s| looks_like_id(s)))
+    {
+        summary.insert("result_id".into(), json!(id));
     }
     let inspectable = res.body().size_hint().exact().is_some_and(|n| n <= MAX_INSPECTED_RESPONSE)
         && res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
@@ -101,6 +118,20 @@ pub async fn record_writes(State(state): State<AppState>, req: Request, next: Ne
         tracing::error!(error = %e, "could not append to the audit log");
     }
     res
+}
+
+/// The body's top-level field names (never values); a form's CSRF token is
+/// left out as noise.
+fn field_names(content_type: &str, bytes: &[u8]) -> Option<Vec<Value>> {
+    let names: Vec<String> = if content_type.starts_with("application/json") {
+        serde_json::from_slice::<BTreeMap<String, IgnoredAny>>(bytes).ok()?.into_keys().collect()
+    } else {
+        let mut names: Vec<String> = form_urlencoded::parse(bytes).map(|(k, _)| k.into_owned()).filter(|k| k != "csrf").collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    Some(names.into_iter().take(MAX_FIELDS).map(|k| Value::String(k.chars().take(MAX_FIELD_LEN).collect())).collect())
 }
 
 #[derive(serde::Deserialize)]

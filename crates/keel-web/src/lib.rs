@@ -82,7 +82,7 @@ pub fn router(state: AppState) -> Router {
         .merge(hooks::router())
         .merge(media::router())
         .merge(api::integrations::hooks_router())
-        .merge(admin::router())
+        .merge(admin::router(state.clone()))
         .merge(storefront::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

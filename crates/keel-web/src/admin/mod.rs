@@ -1,40 +1,53 @@
-//! The admin console at `/admin`: staff sign-in (password, then TOTP or a
-//! recovery code), two-factor enrolment, sign out (here or everywhere) and a
-//! placeholder dashboard.
+//! The admin console at `/admin`, server-rendered and usable without
+//! JavaScript.
 //!
-//! Authorisation lives in extractor types: [`StaffUser`] loads the
-//! `keel_admin` session (or redirects to sign-in) and checks the route's
-//! [`Access`] from [`crate::access::admin_access`] against the user's role;
-//! [`StaffForm`] is a `StaffUser` plus a form body that passed the CSRF
-//! checks (same origin and the session's masked token), so no state-changing
-//! handler can skip them. The sign-in form, which has no session yet, carries
-//! a double-submit token tied to a short-lived `keel_admin_pre` cookie.
+//! Every admin route passes one gate ([`gate`], a route layer): it looks the
+//! route up in [`crate::access::admin_access`] (deny by default), loads the
+//! `keel_admin` session, sends a session that still owes its second factor
+//! or enrolment to that step, and checks the route's permission against the
+//! user's role. Writes (any method but GET/HEAD) by a signed-in user are
+//! appended to the audit log whether they were allowed or refused. Handlers
+//! then take [`StaffUser`] (the session the gate admitted) or [`StaffForm`]
+//! (that plus a form body that passed the CSRF checks: same origin and the
+//! session's masked token), so no state-changing handler can skip them.
+//!
+//! Pages extend `admin/base.html` and carry a [`Layout`] (title, navigation
+//! for the user's role, the one-shot flash message); a handler that changed
+//! something answers with [`flash`] (303 to the page to show next, with a
+//! message). Lists page with [`paging::Pager`].
 
-use crate::access::{admin_access, allows, Access};
+mod dashboard;
+mod integrations;
+mod inventory;
+mod orders;
+pub mod paging;
+mod products;
+mod signin;
+mod staff;
+
+use crate::access::{admin_access, allows, Access, AdminRoute, Permission};
 use crate::storefront::csrf;
 use crate::storefront::form::FormData;
 use crate::storefront::session::cookie_value;
 use crate::AppState;
 use askama::Template;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, MatchedPath, Request, State};
-use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::http::header::{self, HeaderValue};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
-use keel_app::staff::{IssuedSession, SessionState, StaffSession, SESSION_ABSOLUTE_MICROS};
+use keel_app::staff::{SessionState, StaffSession};
 use keel_app::AppError;
 use keel_domain::time::now_micros;
-use rand::RngCore;
-use std::net::SocketAddr;
 use std::sync::LazyLock;
 
 pub const COOKIE: &str = "keel_admin";
-const PRE_COOKIE: &str = "keel_admin_pre";
+const FLASH_COOKIE: &str = "keel_admin_flash";
 const MAX_FORM: usize = 16 * 1024;
+const MAX_FLASH: usize = 300;
 
 pub const STYLESHEET: &str = include_str!("../../static/admin.css");
 
@@ -47,14 +60,21 @@ static CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
     .expect("a valid header")
 });
 
-pub fn router() -> Router<AppState> {
+/// Every admin route with its access rule, by area; each area keeps its
+/// table beside its router.
+pub const ROUTES: &[&[AdminRoute]] =
+    &[signin::ROUTES, dashboard::ROUTES, products::ROUTES, inventory::ROUTES, orders::ROUTES, integrations::ROUTES, staff::ROUTES];
+
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
-        .route("/admin", get(dashboard))
-        .route("/admin/login", get(login_page).post(login))
-        .route("/admin/login/2fa", get(second_factor_page).post(second_factor))
-        .route("/admin/2fa/setup", get(enrol_page).post(enrol))
-        .route("/admin/logout", post(logout))
-        .route("/admin/sessions/revoke-all", post(revoke_all))
+        .merge(signin::router())
+        .merge(dashboard::router())
+        .merge(products::router())
+        .merge(inventory::router())
+        .merge(orders::router())
+        .merge(integrations::router())
+        .merge(staff::router())
+        .route_layer(axum::middleware::from_fn_with_state(state, gate))
         .layer(axum::middleware::map_response(admin_headers))
 }
 
@@ -69,152 +89,83 @@ async fn admin_headers(mut res: Response) -> Response {
     res
 }
 
-// ------------------------------------------------------------- templates ---
+// ------------------------------------------------------------------ gate ---
 
-#[derive(Template)]
-#[template(path = "admin/login.html")]
-struct LoginPage {
-    title: &'static str,
-    csrf: String,
-    email: String,
-    error: Option<String>,
+/// What the gate hands to the handler.
+#[derive(Clone)]
+struct Admitted {
+    session: StaffSession,
+    token: String,
+    path: String,
+    flash: Option<String>,
 }
 
-#[derive(Template)]
-#[template(path = "admin/second_factor.html")]
-struct SecondFactorPage {
-    title: &'static str,
-    csrf: String,
-    error: Option<String>,
-}
+/// Routes open while enrolment is due: enrolling, and leaving.
+const OPEN_DURING_ENROLMENT: &[&str] = &["/admin/2fa/setup", "/admin/logout"];
 
-#[derive(Template)]
-#[template(path = "admin/enrol.html")]
-struct EnrolPage {
-    title: &'static str,
-    csrf: String,
-    qr_svg: String,
-    secret: String,
-    required: bool,
-    error: Option<String>,
-}
-
-#[derive(Template)]
-#[template(path = "admin/recovery_codes.html")]
-struct RecoveryCodesPage {
-    title: &'static str,
-    codes: Vec<String>,
-}
-
-#[derive(Template)]
-#[template(path = "admin/dashboard.html")]
-struct DashboardPage {
-    title: &'static str,
-    email: String,
-    role: &'static str,
-    two_factor: bool,
-    csrf: String,
-}
-
-#[derive(Template)]
-#[template(path = "admin/message.html")]
-struct MessagePage {
-    title: &'static str,
-    message: String,
-    link: &'static str,
-    link_text: &'static str,
-}
-
-fn html(status: StatusCode, t: &impl Template) -> Response {
-    match t.render() {
-        Ok(body) => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "rendering an admin page failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let Some(access) = admin_access(req.method(), &route) else {
+        tracing::error!(route, "admin route has no access rule; refused");
+        return message(StatusCode::FORBIDDEN, "Not allowed", "This page is not open to anyone.");
+    };
+    if access == Access::Public {
+        return next.run(req).await;
+    }
+    let token = cookie_value(req.headers(), COOKIE).unwrap_or_default();
+    let session = match state.app.staff_session(&token, now_micros()).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return see_other("/admin/login"),
+        Err(e) => return server_error(&e),
+    };
+    match session.state {
+        SessionState::SignedIn => {}
+        SessionState::SecondFactorDue => return see_other("/admin/login/2fa"),
+        SessionState::EnrolmentDue if OPEN_DURING_ENROLMENT.contains(&route.as_str()) => {}
+        SessionState::EnrolmentDue => return see_other("/admin/2fa/setup"),
+    }
+    let refusal = match access {
+        Access::Needs(perm) if !allows(session.user.role, perm) => Some(perm),
+        _ => None,
+    };
+    let flash = cookie_value(req.headers(), FLASH_COOKIE).and_then(|v| decode_flash(&v));
+    let had_flash = cookie_value(req.headers(), FLASH_COOKIE).is_some();
+    let actor = session.user.actor().0;
+    let role = session.user.role;
+    let path = req.uri().path().to_owned();
+    req.extensions_mut().insert(Admitted { session, token, path, flash });
+    let handle = |req: Request| async move {
+        match refusal {
+            None => next.run(req).await,
+            Some(perm) => forbidden(role, perm),
         }
+    };
+    let mut res = if matches!(*req.method(), Method::GET | Method::HEAD) {
+        handle(req).await
+    } else {
+        crate::audit::audited(&state, actor, req, handle).await
+    };
+    // A flash is shown once: by the first page rendered after it was set.
+    if had_flash && !res.status().is_redirection() {
+        append_cookie(&mut res, flash_cookie("", 0, state.storefront.secure_cookies));
     }
+    res
 }
 
-fn message(status: StatusCode, title: &'static str, message: impl Into<String>) -> Response {
-    html(status, &MessagePage { title, message: message.into(), link: "/admin", link_text: "Back to the admin" })
-}
-
-fn server_error(e: &AppError) -> Response {
-    tracing::error!(error = %e, cause = ?std::error::Error::source(e), "admin request failed");
-    message(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "The error has been logged. Try again.")
-}
-
-fn too_many(retry_after_secs: u64) -> Response {
-    let mut r = message(
-        StatusCode::TOO_MANY_REQUESTS,
-        "Too many attempts",
-        format!("Too many failed attempts. Try again in {retry_after_secs} seconds."),
-    );
-    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-    r
-}
-
-fn see_other(location: &str) -> Response {
-    let mut r = StatusCode::SEE_OTHER.into_response();
-    if let Ok(v) = HeaderValue::from_str(location) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    r
-}
-
-fn with_cookie(mut r: Response, cookie: String) -> Response {
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
-    r
-}
-
-/// `keel_admin`: HttpOnly, SameSite=Strict, only sent to `/admin`, Secure
-/// under https.
-fn session_cookie(value: &str, max_age: i64, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}={value}; Path=/admin; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
-}
-
-fn pre_cookie(value: &str, max_age: i64, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{PRE_COOKIE}={value}; Path=/admin/login; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
-}
-
-fn random_secret() -> String {
-    let mut buf = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
-}
-
-fn client_ip(parts_ext: &axum::http::Extensions) -> String {
-    parts_ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default()
-}
-
-/// Where a session in this state goes next.
-fn next_for(state: SessionState) -> &'static str {
-    match state {
-        SessionState::SignedIn => "/admin",
-        SessionState::SecondFactorDue => "/admin/login/2fa",
-        SessionState::EnrolmentDue => "/admin/2fa/setup",
-    }
-}
-
-fn signed_in_response(state: &AppState, issued: &IssuedSession) -> Response {
-    let r = see_other(next_for(issued.session.state));
-    let r = with_cookie(r, session_cookie(&issued.token, SESSION_ABSOLUTE_MICROS / 1_000_000, state.storefront.secure_cookies));
-    with_cookie(r, pre_cookie("", 0, state.storefront.secure_cookies))
+fn forbidden(role: keel_domain::access::Role, perm: Permission) -> Response {
+    message(StatusCode::FORBIDDEN, "Not allowed", format!("Your role ({}) does not allow {}.", role.as_str(), perm.as_str()))
 }
 
 // ------------------------------------------------------------ extractors ---
 
-/// A signed-in staff user allowed on this route (see the module docs).
-/// Rejections: a redirect to sign-in (or to the second factor or enrolment
-/// still due), or a 403 page.
+/// A signed-in staff user the gate admitted to this route. Rejection (only
+/// when a handler on a public route asks for one): a 403 page.
 pub struct StaffUser {
     pub session: StaffSession,
     /// The cookie token (to sign this session out).
     token: String,
+    path: String,
+    flash: Option<String>,
 }
 
 impl StaffUser {
@@ -230,39 +181,39 @@ impl StaffUser {
     pub fn actor(&self) -> keel_app::Actor {
         self.session.user.actor()
     }
+
+    pub fn can(&self, perm: Permission) -> bool {
+        allows(self.session.user.role, perm)
+    }
+
+    /// The page chrome for a page titled `title`.
+    pub fn layout(&self, title: impl Into<String>) -> Layout {
+        let u = self.user();
+        let nav = NAV
+            .iter()
+            .filter(|item| item.needs.is_none_or(|p| allows(u.role, p)))
+            .map(|item| NavLink { href: item.href, label: item.label, current: item.is_current(&self.path) })
+            .collect();
+        Layout {
+            title: title.into(),
+            signed_in: true,
+            email: u.email.clone(),
+            role: u.role.as_str(),
+            csrf: self.csrf_token(),
+            nav,
+            flash: self.flash.clone(),
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for StaffUser {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let path = parts.extensions.get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
-        let Some(access) = admin_access(&parts.method, &path) else {
-            tracing::error!(route = path, "admin route has no access rule; refused");
-            return Err(message(StatusCode::FORBIDDEN, "Not allowed", "This page is not open to anyone."));
-        };
-        let token = cookie_value(&parts.headers, COOKIE).unwrap_or_default();
-        let session = match state.app.staff_session(&token, now_micros()).await {
-            Ok(Some(s)) => s,
-            Ok(None) => return Err(see_other("/admin/login")),
-            Err(e) => return Err(server_error(&e)),
-        };
-        match session.state {
-            SessionState::SignedIn => {}
-            SessionState::SecondFactorDue => return Err(see_other("/admin/login/2fa")),
-            SessionState::EnrolmentDue if path == "/admin/2fa/setup" => {}
-            SessionState::EnrolmentDue => return Err(see_other("/admin/2fa/setup")),
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
+        match parts.extensions.remove::<Admitted>() {
+            Some(a) => Ok(StaffUser { session: a.session, token: a.token, path: a.path, flash: a.flash }),
+            None => Err(message(StatusCode::FORBIDDEN, "Not allowed", "This page is not open to anyone.")),
         }
-        if let Access::Needs(perm) = access {
-            if !allows(session.user.role, perm) {
-                return Err(message(
-                    StatusCode::FORBIDDEN,
-                    "Not allowed",
-                    format!("Your role ({}) does not allow {}.", session.user.role.as_str(), perm.as_str()),
-                ));
-            }
-        }
-        Ok(StaffUser { session, token })
     }
 }
 
@@ -293,146 +244,171 @@ fn refused() -> Response {
     message(StatusCode::FORBIDDEN, "Form expired", "This form could not be accepted. Go back, reload the page and try again.")
 }
 
-// -------------------------------------------------------------- handlers ---
+// ---------------------------------------------------------------- layout ---
 
-fn login_form(state: &AppState, status: StatusCode, email: String, error: Option<String>) -> Response {
-    let secret = random_secret();
-    let page = LoginPage { title: "Sign in", csrf: csrf::token(&secret), email, error };
-    with_cookie(html(status, &page), pre_cookie(&secret, 3600, state.storefront.secure_cookies))
+/// The chrome every admin page renders: `layout` in its template struct.
+pub struct Layout {
+    pub title: String,
+    pub signed_in: bool,
+    pub email: String,
+    pub role: &'static str,
+    pub csrf: String,
+    pub nav: Vec<NavLink>,
+    pub flash: Option<String>,
 }
 
-async fn login_page(State(state): State<AppState>) -> Response {
-    login_form(&state, StatusCode::OK, String::new(), None)
-}
-
-async fn login(State(state): State<AppState>, headers: HeaderMap, ext: axum::http::Extensions, body: Bytes) -> Response {
-    let form = FormData::parse(&body);
-    let pre = cookie_value(&headers, PRE_COOKIE).unwrap_or_default();
-    if !csrf::same_origin(&headers, &state.storefront) || !csrf::verify(&pre, form.get("csrf")) {
-        return refused();
+impl Layout {
+    /// For the sign-in pages: no navigation, no user.
+    pub fn public(title: impl Into<String>) -> Layout {
+        Layout { title: title.into(), signed_in: false, email: String::new(), role: "", csrf: String::new(), nav: Vec::new(), flash: None }
     }
-    let previous = cookie_value(&headers, COOKIE).filter(|t| !t.is_empty());
-    let email = form.get("email").to_owned();
-    match state.app.staff_sign_in(&email, form.raw("password"), &client_ip(&ext), previous.as_deref(), now_micros()).await {
-        Ok(issued) => signed_in_response(&state, &issued),
-        Err(AppError::BadCredentials) => {
-            login_form(&state, StatusCode::UNAUTHORIZED, email, Some("The email or password is not correct.".into()))
+}
+
+pub struct NavLink {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub current: bool,
+}
+
+struct NavItem {
+    href: &'static str,
+    label: &'static str,
+    /// Shown only to roles holding this.
+    needs: Option<Permission>,
+    /// Other path prefixes that belong to this section.
+    also: &'static [&'static str],
+}
+
+impl NavItem {
+    fn is_current(&self, path: &str) -> bool {
+        let under = |prefix: &str| path == prefix || path.strip_prefix(prefix).is_some_and(|r| r.starts_with('/'));
+        if self.href == "/admin" {
+            return path == "/admin";
         }
-        Err(AppError::TooManyAttempts { retry_after_secs }) => too_many(retry_after_secs),
-        Err(e) => server_error(&e),
+        under(self.href) || self.also.iter().any(|p| under(p))
     }
 }
 
-/// The session waiting for its second factor, if the cookie holds one.
-async fn pending(state: &AppState, headers: &HeaderMap) -> Result<(String, StaffSession), Response> {
-    let token = cookie_value(headers, COOKIE).unwrap_or_default();
-    match state.app.staff_session(&token, now_micros()).await {
-        Ok(Some(s)) if s.state == SessionState::SecondFactorDue => Ok((token, s)),
-        Ok(Some(s)) => Err(see_other(next_for(s.state))),
-        Ok(None) => Err(see_other("/admin/login")),
-        Err(e) => Err(server_error(&e)),
-    }
+const NAV: &[NavItem] = &[
+    NavItem { href: "/admin", label: "Dashboard", needs: None, also: &[] },
+    NavItem { href: "/admin/products", label: "Products", needs: Some(Permission::CatalogRead), also: &[] },
+    NavItem { href: "/admin/inventory", label: "Inventory", needs: Some(Permission::InventoryRead), also: &[] },
+    NavItem { href: "/admin/orders", label: "Orders", needs: Some(Permission::OrdersRead), also: &[] },
+    NavItem {
+        href: "/admin/integrations",
+        label: "Integrations",
+        needs: Some(Permission::IntegrationsRead),
+        also: &["/admin/webhook-endpoints", "/admin/webhook-messages", "/admin/sync-batches"],
+    },
+    NavItem { href: "/admin/users", label: "Users", needs: Some(Permission::StaffManage), also: &[] },
+    NavItem { href: "/admin/api-keys", label: "API keys", needs: Some(Permission::ApiKeysManage), also: &[] },
+    NavItem { href: "/admin/audit-log", label: "Audit log", needs: Some(Permission::AuditRead), also: &[] },
+];
+
+// ------------------------------------------------------------- responses ---
+
+#[derive(Template)]
+#[template(path = "admin/message.html")]
+struct MessagePage {
+    layout: Layout,
+    message: String,
 }
 
-async fn second_factor_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match pending(&state, &headers).await {
-        Ok((_, s)) => html(StatusCode::OK, &SecondFactorPage { title: "Two-factor code", csrf: csrf::token(&s.csrf_secret), error: None }),
-        Err(r) => r,
-    }
-}
-
-async fn second_factor(State(state): State<AppState>, headers: HeaderMap, ext: axum::http::Extensions, body: Bytes) -> Response {
-    let (token, session) = match pending(&state, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let form = FormData::parse(&body);
-    if !csrf::same_origin(&headers, &state.storefront) || !csrf::verify(&session.csrf_secret, form.get("csrf")) {
-        return refused();
-    }
-    match state.app.staff_second_factor(&token, form.get("code"), &client_ip(&ext), now_micros()).await {
-        Ok(issued) => signed_in_response(&state, &issued),
-        Err(AppError::BadCredentials) => html(
-            StatusCode::UNAUTHORIZED,
-            &SecondFactorPage {
-                title: "Two-factor code",
-                csrf: csrf::token(&session.csrf_secret),
-                error: Some("That code is not correct, or was already used.".into()),
-            },
-        ),
-        Err(AppError::TooManyAttempts { retry_after_secs }) => too_many(retry_after_secs),
-        Err(e) => server_error(&e),
-    }
-}
-
-async fn enrol_form(state: &AppState, staff: &StaffUser, status: StatusCode, error: Option<String>) -> Response {
-    match state.app.totp_enrolment(&staff.user().id, now_micros()).await {
-        Ok(e) => html(
-            status,
-            &EnrolPage {
-                title: "Set up two-factor sign-in",
-                csrf: staff.csrf_token(),
-                qr_svg: e.qr_svg,
-                secret: e.secret,
-                required: staff.session.state == SessionState::EnrolmentDue,
-                error,
-            },
-        ),
-        Err(e) => server_error(&e),
-    }
-}
-
-async fn enrol_page(State(state): State<AppState>, staff: StaffUser) -> Response {
-    if staff.user().two_factor_enabled {
-        return see_other("/admin");
-    }
-    enrol_form(&state, &staff, StatusCode::OK, None).await
-}
-
-async fn enrol(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Response {
-    match state.app.confirm_totp_enrolment(&staff.user().id, form.get("code"), Some(&staff.session.id), now_micros()).await {
-        Ok(codes) => {
-            // A new token for the now two-factor session.
-            let page = html(StatusCode::OK, &RecoveryCodesPage { title: "Two-factor is on", codes });
-            match state.app.staff_rotate_session(&staff.token, now_micros()).await {
-                Ok(Some(issued)) => with_cookie(
-                    page,
-                    session_cookie(&issued.token, SESSION_ABSOLUTE_MICROS / 1_000_000, state.storefront.secure_cookies),
-                ),
-                Ok(None) => page,
-                Err(e) => server_error(&e),
-            }
+/// Renders a page (a template struct with a `layout`) with `status`.
+pub fn html(status: StatusCode, t: &impl Template) -> Response {
+    match t.render() {
+        Ok(body) => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering an admin page failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
-        Err(AppError::BadCredentials) => {
-            enrol_form(&state, &staff, StatusCode::UNPROCESSABLE_ENTITY, Some("That code is not correct. Try the current one.".into())).await
-        }
-        Err(AppError::Conflict { .. }) => see_other("/admin"),
-        Err(e) => server_error(&e),
     }
 }
 
-async fn dashboard(staff: StaffUser) -> Response {
-    let u = staff.user();
-    html(
-        StatusCode::OK,
-        &DashboardPage { title: "Dashboard", email: u.email.clone(), role: u.role.as_str(), two_factor: u.two_factor_enabled, csrf: staff.csrf_token() },
-    )
+/// A page with just a heading, a message and a way back.
+pub fn message(status: StatusCode, title: &'static str, message: impl Into<String>) -> Response {
+    html(status, &MessagePage { layout: Layout::public(title), message: message.into() })
 }
 
-fn signed_out(state: &AppState) -> Response {
-    with_cookie(see_other("/admin/login"), session_cookie("", 0, state.storefront.secure_cookies))
+pub fn server_error(e: &AppError) -> Response {
+    tracing::error!(error = %e, cause = ?std::error::Error::source(e), "admin request failed");
+    message(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "The error has been logged. Try again.")
 }
 
-async fn logout(State(state): State<AppState>, StaffForm { staff, .. }: StaffForm) -> Response {
-    match state.app.staff_sign_out(&staff.token).await {
-        Ok(()) => signed_out(&state),
-        Err(e) => server_error(&e),
+/// The page for an error a handler does not answer with a re-rendered form:
+/// 404, 422 naming the field, 409, 403; anything else is logged as a 500.
+pub fn error_page(e: &AppError) -> Response {
+    match e {
+        AppError::NotFound { resource, .. } => message(StatusCode::NOT_FOUND, "Not found", format!("There is no such {resource}.")),
+        AppError::Invalid(i) => message(StatusCode::UNPROCESSABLE_ENTITY, "Not saved", format!("{}: {}", i.field, i.message)),
+        AppError::Conflict { message: m, .. } => message(StatusCode::CONFLICT, "Not saved", m.clone()),
+        AppError::Forbidden { message: m } => message(StatusCode::FORBIDDEN, "Not allowed", m.clone()),
+        AppError::TooManyAttempts { retry_after_secs } => too_many(*retry_after_secs),
+        _ => server_error(e),
     }
 }
 
-async fn revoke_all(State(state): State<AppState>, StaffForm { staff, .. }: StaffForm) -> Response {
-    match state.app.staff_sign_out_everywhere(&staff.user().id).await {
-        Ok(_) => signed_out(&state),
-        Err(e) => server_error(&e),
+pub fn not_found(what: &str) -> Response {
+    message(StatusCode::NOT_FOUND, "Not found", format!("There is no such {what}."))
+}
+
+fn too_many(retry_after_secs: u64) -> Response {
+    let mut r = message(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many attempts",
+        format!("Too many failed attempts. Try again in {retry_after_secs} seconds."),
+    );
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    r
+}
+
+pub fn see_other(location: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
     }
+    r
+}
+
+/// After a change: 303 to `location`, whose page shows `text` once.
+pub fn flash(state: &AppState, location: &str, text: &str) -> Response {
+    let mut r = see_other(location);
+    let text: String = text.chars().take(MAX_FLASH).collect();
+    let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text.as_bytes());
+    append_cookie(&mut r, flash_cookie(&value, 60, state.storefront.secure_cookies));
+    r
+}
+
+fn decode_flash(v: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(v).ok()?;
+    let s = String::from_utf8(bytes).ok()?;
+    (!s.is_empty()).then(|| s.chars().take(MAX_FLASH).collect())
+}
+
+fn flash_cookie(value: &str, max_age: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{FLASH_COOKIE}={value}; Path=/admin; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
+}
+
+fn append_cookie(r: &mut Response, cookie: String) {
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn with_cookie(mut r: Response, cookie: String) -> Response {
+    append_cookie(&mut r, cookie);
+    r
+}
+
+/// `keel_admin`: HttpOnly, SameSite=Strict, only sent to `/admin`, Secure
+/// under https.
+fn session_cookie(value: &str, max_age: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={value}; Path=/admin; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
+}
+
+/// Formats a timestamp (µs since the epoch) for tables: `2026-12-02 07:51 UTC`.
+pub fn when(micros: i64) -> String {
+    keel_domain::time::format_utc_minutes(micros)
 }

@@ -124,3 +124,26 @@ async fn a_walk_over_write_endpoints_leaves_one_entry_each() {
     assert_eq!(latest[0]["summary"]["replayed"], true);
     assert!(latest[1]["summary"].get("replayed").is_none());
 }
+
+#[tokio::test]
+async fn admin_form_writes_are_recorded_with_the_staff_user_and_field_names() {
+    use keel_web::access::Role;
+    let t = spawn_app().await;
+    let mut b = crate::admin_client::signed_in(&t, Role::Owner).await;
+    let p = b.get("/admin").await;
+    // Refused (no CSRF token) and accepted writes are both recorded.
+    let r = b.post("/admin/logout", &[("nothing", "x")]).await;
+    assert_eq!(r.status, 403);
+    let r = b.post("/admin/logout", &[("csrf", &p.csrf())]).await;
+    assert_eq!(r.status, 303);
+    let entries = audit(&t, "?action=POST%20/admin/logout").await;
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let user = b.user_id.clone();
+    for e in &entries {
+        assert_eq!(e["actor"], format!("staff:{user}"));
+        assert!(!e.to_string().contains(&p.csrf()), "the token is never stored");
+    }
+    assert_eq!(entries[0]["status"], 303);
+    assert_eq!(entries[1]["status"], 403);
+    assert_eq!(entries[1]["summary"]["fields"], json!(["nothing"]));
+}

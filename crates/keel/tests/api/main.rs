@@ -2,6 +2,7 @@
 //! test: SQLite by default, PostgreSQL when `KEEL_TEST_DATABASE_URL` is set
 //! (`scripts/test` runs both).
 
+mod admin_client;
 mod backup;
 mod audit;
 mod catalog;
