@@ -23,6 +23,23 @@ pub struct NewAuditEntry {
     pub status: u16,
 }
 
+impl NewAuditEntry {
+    /// The row to insert, for use cases that append their entry in their
+    /// own transaction (the stale-accounts job).
+    pub(crate) fn into_row(self, occurred_at: i64) -> AuditRow {
+        AuditRow {
+            id: AuditId::generate().to_string(),
+            actor: self.actor,
+            action: self.action,
+            target: self.target,
+            summary: self.summary.to_string(),
+            ip: self.ip,
+            status: i64::from(self.status),
+            occurred_at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuditEntryView {
     pub id: String,
@@ -65,8 +82,12 @@ pub struct AuditQuery {
     pub actor: Option<String>,
     pub action: Option<String>,
     pub target: Option<String>,
-    /// RFC 3339.
+    /// Actions containing this text, ignoring ASCII case.
+    pub action_contains: Option<String>,
+    /// RFC 3339: entries at or after this time.
     pub since: Option<String>,
+    /// RFC 3339: entries before this time.
+    pub until: Option<String>,
     pub starting_after: Option<String>,
     pub limit: Option<i64>,
 }
@@ -74,16 +95,7 @@ pub struct AuditQuery {
 impl App {
     /// Appends one entry in its own short transaction.
     pub async fn record_audit(&self, entry: NewAuditEntry) -> Result<String> {
-        let row = AuditRow {
-            id: AuditId::generate().to_string(),
-            actor: entry.actor,
-            action: entry.action,
-            target: entry.target,
-            summary: entry.summary.to_string(),
-            ip: entry.ip,
-            status: i64::from(entry.status),
-            occurred_at: now_micros(),
-        };
+        let row = entry.into_row(now_micros());
         in_tx!(self, |tx| {
             db::insert(&mut tx, &row).await?;
             Ok(())
@@ -95,16 +107,23 @@ impl App {
         if let Some(c) = &q.starting_after {
             AuditId::parse("starting_after", c)?;
         }
-        let since = match &q.since {
-            Some(s) => Some(parse_rfc3339(s).ok_or_else(|| Invalid::new("since", "invalid_time", "since must be an RFC 3339 time"))?),
-            None => None,
+        let time = |field: &str, v: &Option<String>| match v {
+            Some(s) => parse_rfc3339(s).map(Some).ok_or_else(|| Invalid::new(field, "invalid_time", format!("{field} must be an RFC 3339 time"))),
+            None => Ok(None),
         };
+        let since = time("since", &q.since)?;
+        let until = time("until", &q.until)?;
+        if q.action_contains.as_ref().is_some_and(|a| a.chars().count() > 200) {
+            return Err(Invalid::new("action_contains", "too_long", "action_contains must be at most 200 characters").into());
+        }
         let limit = page_limit(q.limit);
         let filter = AuditFilter {
             actor: q.actor.as_deref(),
             action: q.action.as_deref(),
             target: q.target.as_deref(),
+            action_contains: q.action_contains.as_deref().filter(|a| !a.is_empty()),
             since,
+            until,
             before: q.starting_after.as_deref(),
         };
         let mut conn = self.store.reader().await?;

@@ -24,6 +24,8 @@ use keel_store::staff::{self as db, FailureRow, StaffSessionRow, StaffUserRow};
 use rand::RngCore;
 use totp_rs::{Algorithm, Builder, Totp};
 
+pub mod accounts;
+
 pub const SESSION_IDLE_MICROS: i64 = 30 * 60 * 1_000_000;
 pub const SESSION_ABSOLUTE_MICROS: i64 = 12 * 3600 * 1_000_000;
 /// How long a password-only session waits for its second factor.
@@ -36,17 +38,23 @@ pub const RECOVERY_CODES: usize = 10;
 const TOTP_STEP: u64 = 30;
 const ISSUER: &str = "Keel";
 
-/// Staff sign-in policy.
+/// Staff sign-in and account policy.
 #[derive(Debug, Clone)]
 pub struct StaffConfig {
     /// Owners and admins must enrol two-factor before they can use anything
     /// (default on).
     pub require_two_factor: bool,
+    /// An active account unused for longer than this many days is stale
+    /// (default 90, at least 1). See [`accounts`].
+    pub stale_after_days: u32,
+    /// The hourly stale-accounts job disables stale accounts (default on);
+    /// off, they are only listed.
+    pub disable_stale: bool,
 }
 
 impl Default for StaffConfig {
     fn default() -> Self {
-        StaffConfig { require_two_factor: true }
+        StaffConfig { require_two_factor: true, stale_after_days: accounts::DEFAULT_STALE_DAYS, disable_stale: true }
     }
 }
 
@@ -66,7 +74,7 @@ impl StaffUser {
     }
 }
 
-fn user_view(r: &StaffUserRow) -> Result<StaffUser> {
+pub(crate) fn user_view(r: &StaffUserRow) -> Result<StaffUser> {
     let role = Role::parse("role", &r.role).map_err(|_| keel_store::StoreError::corrupt("a staff user has an unknown role"))?;
     Ok(StaffUser { id: r.id.clone(), email: r.email.clone(), role, two_factor_enabled: r.totp_enabled_at.is_some(), last_login_at: r.last_login_at })
 }
@@ -245,6 +253,7 @@ impl App {
             disabled_at: None,
             created_at: now,
             updated_at: now,
+            reactivated_at: None,
         };
         in_tx!(self, |tx| {
             if db::user_by_email(&mut tx, &row.email).await?.is_some() {
@@ -435,6 +444,9 @@ impl App {
         let Some(u) = db::user_by_id(&mut conn, &s.user_id).await? else { return Ok(None) };
         drop(conn);
         if u.disabled_at.is_some() {
+            // Disabling deletes the user's sessions in its transaction; one
+            // issued by a sign-in racing with it ends here.
+            in_tx!(self, |tx| Ok(db::delete_session(&mut tx, &id).await?))?;
             return Ok(None);
         }
         let pending = u.totp_enabled_at.is_some() && s.second_factor_at.is_none();

@@ -46,6 +46,13 @@ pub fn spawn_all(app: App, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()
                 async move { app.purge_sessions(now_micros()).await }
             }
         }),
+        spawn_every("stale-accounts", Duration::from_secs(3600), shutdown.clone(), {
+            let app = app.clone();
+            move || {
+                let app = app.clone();
+                async move { app.disable_stale_staff(now_micros()).await }
+            }
+        }),
         spawn_every("idempotency-purge", Duration::from_secs(3600), shutdown, move || {
             let app = app.clone();
             async move { app.purge_idempotency_keys(now_micros() - IDEMPOTENCY_RETENTION_MICROS).await }

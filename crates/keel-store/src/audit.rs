@@ -54,10 +54,27 @@ pub struct AuditFilter<'a> {
     pub actor: Option<&'a str>,
     pub action: Option<&'a str>,
     pub target: Option<&'a str>,
+    /// Actions containing this text, ignoring ASCII case.
+    pub action_contains: Option<&'a str>,
     /// Entries at or after this time (microseconds).
     pub since: Option<i64>,
+    /// Entries before this time (microseconds).
+    pub until: Option<i64>,
     /// Cursor: entries older than this id.
     pub before: Option<&'a str>,
+}
+
+/// `%text%` in lower case, with LIKE's wildcards in `text` escaped.
+fn like_pattern(text: &str) -> String {
+    let mut p = String::from("%");
+    for c in text.to_ascii_lowercase().chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
 }
 
 /// Newest first.
@@ -65,6 +82,7 @@ pub async fn list(conn: &mut AnyConnection, f: &AuditFilter<'_>, limit: i64) -> 
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM audit_log WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) \
          AND ($3 IS NULL OR target = $3) AND ($4 IS NULL OR occurred_at >= $4) AND ($5 IS NULL OR id < $5) \
+         AND ($7 IS NULL OR LOWER(action) LIKE $7 ESCAPE '\\') AND ($8 IS NULL OR occurred_at < $8) \
          ORDER BY id DESC LIMIT $6"
     ))
     .bind(f.actor)
@@ -73,6 +91,8 @@ pub async fn list(conn: &mut AnyConnection, f: &AuditFilter<'_>, limit: i64) -> 
     .bind(f.since)
     .bind(f.before)
     .bind(limit)
+    .bind(f.action_contains.map(like_pattern))
+    .bind(f.until)
     .fetch_all(conn)
     .await?;
     rows.iter().map(from_row).collect()

@@ -78,6 +78,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0012_audit.sql"),
         postgres: include_str!("../migrations/postgres/0012_audit.sql"),
     },
+    Migration {
+        version: 13,
+        name: "staff_accounts",
+        sqlite: include_str!("../migrations/sqlite/0013_staff_accounts.sql"),
+        postgres: include_str!("../migrations/postgres/0013_staff_accounts.sql"),
+    },
 ];
 
 /// FNV-1a: a stable fingerprint, not a security measure.

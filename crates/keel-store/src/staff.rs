@@ -1,7 +1,7 @@
 //! Staff users, their recovery codes and sessions, and login failure
 //! counters. Secrets arrive here already hashed or encrypted.
 
-use crate::Result;
+use crate::{Backend, Result};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -20,10 +20,12 @@ pub struct StaffUserRow {
     pub disabled_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the account was last re-enabled; restarts the staleness clock.
+    pub reactivated_at: Option<i64>,
 }
 
 const USER_COLUMNS: &str = "id, email, password_hash, role, totp_secret, totp_enabled_at, totp_last_step, last_login_at, \
-    disabled_at, created_at, updated_at";
+    disabled_at, created_at, updated_at, reactivated_at";
 
 fn user_from_row(r: &AnyRow) -> Result<StaffUserRow> {
     Ok(StaffUserRow {
@@ -38,11 +40,12 @@ fn user_from_row(r: &AnyRow) -> Result<StaffUserRow> {
         disabled_at: r.try_get("disabled_at")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        reactivated_at: r.try_get("reactivated_at")?,
     })
 }
 
 pub async fn insert_user(conn: &mut AnyConnection, u: &StaffUserRow) -> Result<()> {
-    sqlx::query(&format!("INSERT INTO staff_users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"))
+    sqlx::query(&format!("INSERT INTO staff_users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
         .bind(&u.id)
         .bind(&u.email)
         .bind(&u.password_hash)
@@ -54,6 +57,7 @@ pub async fn insert_user(conn: &mut AnyConnection, u: &StaffUserRow) -> Result<(
         .bind(u.disabled_at)
         .bind(u.created_at)
         .bind(u.updated_at)
+        .bind(u.reactivated_at)
         .execute(conn)
         .await?;
     Ok(())
@@ -69,9 +73,13 @@ pub async fn user_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<Sta
     row.as_ref().map(user_from_row).transpose()
 }
 
-/// Replaces the password (and re-enables the account); used by the demo owner.
+/// Replaces the password (and re-enables the account, restarting its
+/// staleness clock if it was disabled); used by the demo owner.
 pub async fn set_password(conn: &mut AnyConnection, id: &str, hash: &str, now: i64) -> Result<()> {
-    sqlx::query("UPDATE staff_users SET password_hash = $2, disabled_at = NULL, updated_at = $3 WHERE id = $1")
+    sqlx::query(
+        "UPDATE staff_users SET password_hash = $2, disabled_at = NULL, updated_at = $3, \
+         reactivated_at = CASE WHEN disabled_at IS NULL THEN reactivated_at ELSE $3 END WHERE id = $1",
+    )
         .bind(id)
         .bind(hash)
         .bind(now)
@@ -107,6 +115,103 @@ pub async fn claim_totp_step(conn: &mut AnyConnection, id: &str, step: i64) -> R
         .execute(conn)
         .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Which staff users [`list_users`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserFilter {
+    All,
+    Active,
+    Disabled,
+    /// Active, and neither signed in, created nor re-enabled since the cut-off.
+    Stale,
+}
+
+/// Staff users by email. `stale_before` (µs) is the cut-off for
+/// [`UserFilter::Stale`]: the latest of `last_login_at`, `created_at` and
+/// `reactivated_at` must be before it.
+pub async fn list_users(conn: &mut AnyConnection, filter: UserFilter, stale_before: i64) -> Result<Vec<StaffUserRow>> {
+    let cond = match filter {
+        UserFilter::All => "1 = 1",
+        UserFilter::Active => "disabled_at IS NULL",
+        UserFilter::Disabled => "disabled_at IS NOT NULL",
+        UserFilter::Stale => {
+            "disabled_at IS NULL AND created_at < $1 AND (last_login_at IS NULL OR last_login_at < $1) \
+             AND (reactivated_at IS NULL OR reactivated_at < $1)"
+        }
+    };
+    let sql = format!("SELECT {USER_COLUMNS} FROM staff_users WHERE {cond} ORDER BY email");
+    let mut q = sqlx::query(&sql);
+    if filter == UserFilter::Stale {
+        q = q.bind(stale_before);
+    }
+    let rows = q.fetch_all(conn).await?;
+    rows.iter().map(user_from_row).collect()
+}
+
+/// A user, locked until the transaction ends on PostgreSQL (SQLite has one
+/// writer already).
+pub async fn user_for_update(conn: &mut AnyConnection, id: &str) -> Result<Option<StaffUserRow>> {
+    let lock = if Backend::of(conn) == Backend::Postgres { " FOR UPDATE" } else { "" };
+    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM staff_users WHERE id = $1{lock}")).bind(id).fetch_optional(conn).await?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+/// The ids of the active owners, locked on PostgreSQL, so two transactions
+/// that each remove an owner cannot both see the other one still there.
+pub async fn lock_active_owners(conn: &mut AnyConnection) -> Result<Vec<String>> {
+    let lock = if Backend::of(conn) == Backend::Postgres { " FOR UPDATE" } else { "" };
+    let rows = sqlx::query(&format!("SELECT id FROM staff_users WHERE role = 'owner' AND disabled_at IS NULL ORDER BY id{lock}"))
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+}
+
+pub async fn set_role(conn: &mut AnyConnection, id: &str, role: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE staff_users SET role = $2, updated_at = $3 WHERE id = $1").bind(id).bind(role).bind(now).execute(conn).await?;
+    Ok(())
+}
+
+/// Disables an active user and deletes its sessions; `false` (and nothing
+/// done) if it was disabled already.
+pub async fn disable_user(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool> {
+    let done = sqlx::query("UPDATE staff_users SET disabled_at = $2, updated_at = $2 WHERE id = $1 AND disabled_at IS NULL")
+        .bind(id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    delete_user_sessions(conn, id).await?;
+    Ok(true)
+}
+
+/// Re-enables a disabled user and restarts its staleness clock; `false` if
+/// it was active.
+pub async fn enable_user(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE staff_users SET disabled_at = NULL, reactivated_at = $2, updated_at = $2 WHERE id = $1 AND disabled_at IS NOT NULL",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Turns two-factor off and forgets its secret and recovery codes: the user
+/// enrols again.
+pub async fn clear_two_factor(conn: &mut AnyConnection, id: &str, now: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE staff_users SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = NULL, updated_at = $2 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM staff_recovery_codes WHERE user_id = $1").bind(id).execute(conn).await?;
+    Ok(())
 }
 
 pub async fn record_login(conn: &mut AnyConnection, id: &str, now: i64) -> Result<()> {
@@ -217,6 +322,16 @@ pub async fn mark_second_factor(conn: &mut AnyConnection, id: &str, now: i64) ->
 pub async fn delete_session(conn: &mut AnyConnection, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM staff_sessions WHERE id = $1").bind(id).execute(conn).await?;
     Ok(())
+}
+
+/// Sessions of a user not past either timeout.
+pub async fn live_sessions(conn: &mut AnyConnection, user_id: &str, now: i64) -> Result<i64> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM staff_sessions WHERE user_id = $1 AND expires_at > $2 AND idle_expires_at > $2")
+        .bind(user_id)
+        .bind(now)
+        .fetch_one(conn)
+        .await?;
+    Ok(row.try_get("n")?)
 }
 
 /// Ends every session of a user; returns how many.

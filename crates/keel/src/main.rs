@@ -89,6 +89,24 @@ enum UserCommand {
         #[arg(long)]
         role: String,
     },
+    /// List staff users: email, role, two-factor, last sign-in, status
+    /// (stale after `KEEL_STAFF_STALE_DAYS`).
+    List {
+        /// all, active, stale or disabled.
+        #[arg(long, default_value = "all")]
+        status: String,
+    },
+    /// Disable a staff user and end their sessions (audited as
+    /// `system:cli`; the last active owner cannot be disabled).
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Re-enable a staff user (restarts the stale clock).
+    Enable {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -164,14 +182,32 @@ async fn open(cli: &Cli) -> Result<App, AnyError> {
     Ok(app)
 }
 
-/// `KEEL_STAFF_REQUIRE_2FA`: `1` (default) or `0`.
+/// `KEEL_STAFF_REQUIRE_2FA`: `1` (default) or `0`; `KEEL_STAFF_STALE_DAYS`:
+/// days unused before an account is stale (default 90, at least 1);
+/// `KEEL_STAFF_DISABLE_STALE`: `true` (default: the hourly job disables stale
+/// accounts) or `false` (they are only listed).
 fn staff_config() -> Result<keel_app::staff::StaffConfig, AnyError> {
-    let require_two_factor = match env("KEEL_STAFF_REQUIRE_2FA").as_deref() {
-        None | Some("1") | Some("true") => true,
-        Some("0") | Some("false") => false,
-        Some(other) => return Err(format!("KEEL_STAFF_REQUIRE_2FA must be 1 or 0, not {other:?}").into()),
+    use keel_app::staff::accounts::DEFAULT_STALE_DAYS;
+    let require_two_factor = flag("KEEL_STAFF_REQUIRE_2FA", true)?;
+    let stale_after_days = match env("KEEL_STAFF_STALE_DAYS") {
+        None => DEFAULT_STALE_DAYS,
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(n) if (1..=36_500).contains(&n) => n,
+            _ => return Err(format!("KEEL_STAFF_STALE_DAYS must be a whole number of days from 1 to 36500, not {v:?}").into()),
+        },
     };
-    Ok(keel_app::staff::StaffConfig { require_two_factor })
+    let disable_stale = flag("KEEL_STAFF_DISABLE_STALE", true)?;
+    Ok(keel_app::staff::StaffConfig { require_two_factor, stale_after_days, disable_stale })
+}
+
+/// A yes/no setting: `1`/`true` or `0`/`false`.
+fn flag(name: &str, default: bool) -> Result<bool, AnyError> {
+    match env(name).as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("1") | Some("true") => Ok(true),
+        Some("0") | Some("false") => Ok(false),
+        Some(other) => Err(format!("{name} must be true or false (1 or 0), not {other:?}").into()),
+    }
 }
 
 fn env(name: &str) -> Option<String> {
@@ -326,6 +362,42 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             if role.requires_two_factor() {
                 println!("two-factor enrolment is required at first sign-in");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User { command: UserCommand::List { status } } => {
+            let filter = keel_app::staff::accounts::StaffFilter::parse("status", status)?;
+            let app = open(&cli).await?;
+            let users = app.list_staff_users(filter, keel_domain::time::now_micros()).await;
+            app.store.close().await;
+            let users = users?;
+            println!("{:<36} {:<18} {:<4} {:<20} {:<8} id", "email", "role", "2fa", "last sign-in", "status");
+            for a in &users {
+                let status = match (a.is_active(), a.stale) {
+                    (false, _) => "disabled",
+                    (true, true) => "stale",
+                    (true, false) => "active",
+                };
+                let last = a.user.last_login_at.map(keel_domain::time::to_rfc3339).unwrap_or_else(|| "never".into());
+                let last = last.get(..19).unwrap_or(&last).replace('T', " ");
+                let tfa = if a.user.two_factor_enabled { "on" } else { "off" };
+                println!("{:<36} {:<18} {:<4} {:<20} {:<8} {}", a.user.email, a.user.role.as_str(), tfa, last, status, a.user.id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User { command: UserCommand::Disable { email } } => {
+            let app = open(&cli).await?;
+            let done = app.operator_disable_staff_user(email, keel_domain::time::now_micros()).await;
+            app.store.close().await;
+            let a = done?;
+            println!("disabled {} ({}); their sessions are ended", a.user.email, a.user.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User { command: UserCommand::Enable { email } } => {
+            let app = open(&cli).await?;
+            let done = app.operator_enable_staff_user(email, keel_domain::time::now_micros()).await;
+            app.store.close().await;
+            let a = done?;
+            println!("enabled {} ({})", a.user.email, a.user.id);
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { listen, demo, no_workers, tls_cert, tls_key, redirect_http } => {

@@ -30,8 +30,12 @@ pub struct AuditListQuery {
     pub action: Option<String>,
     /// A resource id.
     pub target: Option<String>,
+    /// Actions containing this text (ASCII case ignored): `webhook`.
+    pub action_contains: Option<String>,
     /// RFC 3339: entries at or after this time.
     pub since: Option<String>,
+    /// RFC 3339: entries before this time.
+    pub until: Option<String>,
     /// 1–100, default 10.
     pub limit: Option<i64>,
     /// An entry id: the page continues with older entries.
@@ -47,7 +51,9 @@ pub async fn list(State(s): State<AppState>, _key: ApiKey, QueryParams(q): Query
         actor: q.actor,
         action: q.action,
         target: q.target,
+        action_contains: q.action_contains,
         since: q.since,
+        until: q.until,
         starting_after: q.starting_after,
     };
     Ok(Json(s.app.list_audit_log(&query).await?))

@@ -22,6 +22,7 @@ mod purge;
 mod ratelimit;
 mod recovery;
 mod staff;
+mod staff_accounts;
 mod reservations;
 mod storefront_checkout;
 mod storefront_catalog;
