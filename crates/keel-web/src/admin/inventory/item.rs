@@ -127,6 +127,9 @@ struct ItemPage {
     pager: Pager,
 }
 
+// Renders both the plain page and the page re-shown after a refused
+// adjust (values, errors, status); grouping them is the next tidy-up.
+#[allow(clippy::too_many_arguments)]
 async fn render(
     state: &AppState,
     staff: &StaffUser,
