@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod checkout;
 pub mod collections;
 pub mod customers;
+pub mod dashboard;
 pub mod demo;
 pub mod error;
 pub mod events;

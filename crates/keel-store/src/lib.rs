@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod check;
 pub mod collections;
 pub mod customers;
+pub mod dashboard;
 pub mod error;
 pub mod feeds;
 pub mod health;

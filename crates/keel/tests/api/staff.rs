@@ -482,3 +482,55 @@ async fn every_admin_route_is_served_and_has_an_access_rule() {
     }
     assert_eq!(admin_access(&Method::GET, "/admin/nothing"), None);
 }
+
+#[tokio::test]
+async fn every_role_is_refused_every_api_route_it_lacks_the_permission_for() {
+    use keel_web::access::allows;
+    let t = spawn_app().await;
+    let mut refused = 0;
+    for role in Role::ALL.into_iter().filter(|r| *r != Role::Owner) {
+        let (_, key) = key_with_role(&t, role.as_str()).await;
+        for (m, p) in all_routes() {
+            let perm = route_permission(&m, &p).unwrap();
+            if allows(role, perm) {
+                continue;
+            }
+            let path = p.replace("{id}", "x").replace("{address_id}", "x").replace("{image_id}", "x").replace("{variant_id}", "x").replace("{line_id}", "x");
+            let url = match path.strip_prefix("/api/v1") {
+                Some(rest) => t.url(rest),
+                None => format!("{}{path}", t.base),
+            };
+            let mut req = t.http.request(m.clone(), url).bearer_auth(&key);
+            if m != Method::GET {
+                req = req.json(&json!({}));
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::FORBIDDEN, "{} may not {m} {p} ({})", role.as_str(), perm.as_str());
+            refused += 1;
+        }
+    }
+    assert!(refused > 100, "{refused} refusals checked");
+}
+
+#[tokio::test]
+async fn every_role_is_refused_every_admin_page_it_lacks_the_permission_for() {
+    use keel_web::access::{admin_routes, allows, Access};
+    let t = spawn_app().await;
+    for role in Role::ALL {
+        let mut b = crate::admin_client::signed_in(&t, role).await;
+        let home = b.get("/admin").await;
+        assert_eq!(home.status, StatusCode::OK, "{}", role.as_str());
+        let csrf = home.csrf();
+        for (m, path, access) in admin_routes() {
+            let Access::Needs(perm) = access else { continue };
+            if allows(role, *perm) {
+                continue;
+            }
+            let concrete = path.split('/').map(|s| if s.starts_with('{') { "x_00000000000000000000000000000000" } else { s }).collect::<Vec<_>>().join("/");
+            // A write is refused even with a valid form: the permission is checked first.
+            let p = if *m == "GET" { b.get(&concrete).await } else { b.post(&concrete, &[("csrf", &csrf)]).await };
+            assert_eq!(p.status, StatusCode::FORBIDDEN, "{} may not {m} {path} ({})", role.as_str(), perm.as_str());
+            assert!(p.body.contains(perm.as_str()), "the refusal names the permission");
+        }
+    }
+}
