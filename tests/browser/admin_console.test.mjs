@@ -4,6 +4,7 @@
 // axe-core checks every page seen.
 
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { test, skipFileIf, axeCheck, activate, typeInto, chooseOption } from './lib.mjs';
 import { EMAIL, PASSWORD, asOwner } from './admin.mjs';
 
@@ -48,3 +49,69 @@ test('an owner adjusts stock and sees the ledger entry', { timeout: 90_000 }, as
   const after = (await api.getOk(`/inventory/levels?sku=${SKU}`)).data.find((l) => l.location_id === level.location_id);
   assert.equal(after.on_hand, target, 'the API reads the same level');
 });
+
+test('an owner replays a failed webhook and it is delivered', { timeout: 90_000 }, async ({ page, api }) => {
+  // A receiver on loopback that fails until told otherwise (the server runs
+  // with KEEL_WEBHOOKS_ALLOW_PRIVATE=1, see ./run).
+  let answer = 500;
+  const received = [];
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      received.push({ id: req.headers['webhook-id'], status: answer });
+      res.writeHead(answer).end();
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${server.address().port}/hook`;
+    const endpoint = await api.postOk('/webhook-endpoints', { url, event_types: ['location.*'] });
+    await api.postOk('/locations', { name: `Webhook probe ${Date.now()}`, kind: 'warehouse', priority: 90, country: 'US' });
+    // The first attempt fails at once, the retry 5 s later fails too; the
+    // next automatic one is 5 minutes away, so only Replay can deliver it.
+    const message = await waitFor(async () => {
+      const m = (await api.getOk(`/webhook-endpoints/${endpoint.id}/messages`)).data[0];
+      return m && m.attempts.length >= 2 ? m : null;
+    }, 30_000, 'two failed attempts');
+    assert.ok(received.length >= 2 && received.every((r) => r.status === 500));
+
+    await asOwner(page);
+    await page.goto('/admin');
+    await activate(page, page.getByRole('link', { name: 'Integrations', exact: true }));
+    await page.getByRole('heading', { name: 'Integrations', level: 1 }).waitFor();
+    await axeCheck(page);
+    await activate(page, page.getByRole('link', { name: url }));
+    await page.getByRole('heading', { name: 'Webhook endpoint', level: 1 }).waitFor();
+    await axeCheck(page);
+
+    answer = 200;
+    await activate(page, page.getByRole('button', { name: /^Replay location\.created message of/ }).first());
+    await page.getByRole('status').getByText(/replayed/).waitFor();
+    await axeCheck(page);
+
+    // The message's own page: delivered, by the replay.
+    await waitFor(async () => {
+      const m = await api.getOk(`/webhook-messages/${message.id}`);
+      return m.status === 'succeeded' ? m : null;
+    }, 30_000, 'the replayed message to be delivered');
+    await page.goto(`/admin/webhook-messages/${message.id}`);
+    await page.getByRole('heading', { name: /^Webhook message location\.created/ }).waitFor();
+    assert.match(await page.locator('main').innerText(), /Delivered/);
+    await axeCheck(page);
+    assert.equal(received.at(-1).status, 200);
+    assert.equal(new Set(received.map((r) => r.id)).size, 1, 'every attempt carries the same webhook-id');
+  } finally {
+    server.close();
+  }
+});
+
+/** Polls `check` every 250 ms until it returns something truthy. */
+async function waitFor(check, timeoutMs, what) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
