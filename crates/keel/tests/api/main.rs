@@ -3,6 +3,7 @@
 //! (`scripts/test` runs both).
 
 mod admin_client;
+mod admin_integrations;
 mod admin_inventory;
 mod backup;
 mod audit;
