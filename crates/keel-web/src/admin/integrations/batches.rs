@@ -14,6 +14,15 @@ use keel_app::feeds::{RollbackOutcome, SyncBatchRowView};
 use keel_app::AppError;
 use std::collections::BTreeMap;
 
+/// A count with a real minus sign when negative.
+fn minus(n: i64) -> String {
+    if n < 0 {
+        format!("\u{2212}{}", -n)
+    } else {
+        n.to_string()
+    }
+}
+
 /// Rows per table on the batch page.
 const ROWS: i64 = 50;
 
@@ -95,6 +104,7 @@ struct BatchPage {
     received: String,
     applied_at: String,
     rolled_back_at: String,
+    rolled_back: bool,
     error: String,
     idempotency_key: String,
     bytes: i64,
@@ -165,6 +175,7 @@ async fn batch_page(state: &AppState, staff: &StaffUser, id: &str, at: Cursors) 
         received: when_text(Some(&b.created_at), ""),
         applied_at: when_text(b.applied_at.as_deref(), "Not applied"),
         rolled_back_at: when_text(b.rolled_back_at.as_deref(), "No"),
+        rolled_back: b.rolled_back_at.is_some(),
         error: b.error.clone().unwrap_or_default(),
         idempotency_key: b.idempotency_key.clone().unwrap_or_default(),
         bytes: b.bytes,
@@ -202,8 +213,8 @@ struct BlockView {
     sku: String,
     location: String,
     change: String,
-    available: i64,
-    available_after: i64,
+    available: String,
+    available_after: String,
     explanation: String,
 }
 
@@ -238,8 +249,8 @@ pub async fn rollback(State(state): State<AppState>, Path(id): Path<String>, Sta
                     sku: p.sku.clone(),
                     location: location_label(&names, Some(&p.location_id)),
                     change: signed(-p.delta),
-                    available: p.available,
-                    available_after: p.available_after,
+                    available: minus(p.available),
+                    available_after: minus(p.available_after),
                     explanation: p.explanation.clone(),
                 })
                 .collect();

@@ -29,6 +29,11 @@ fn filter_of(value: &str) -> Option<&'static (&'static str, &'static str, Messag
     FILTERS.iter().find(|(v, _, _)| *v == value)
 }
 
+/// An attempt's time to the second (several attempts may fall in one minute).
+fn when_seconds(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros).map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
+}
+
 /// One delivery attempt as the tables show it.
 pub struct AttemptRowView {
     when: String,
@@ -47,7 +52,7 @@ impl AttemptRowView {
             (None, None) => "No answer".into(),
         };
         AttemptRowView {
-            when: when_text(Some(&a.attempted_at), ""),
+            when: parse_rfc3339(&a.attempted_at).map(when_seconds).unwrap_or_default(),
             ok: a.status == "succeeded",
             answer,
             duration: if a.latency_ms < 10.0 { format!("{:.1} ms", a.latency_ms) } else { format!("{:.0} ms", a.latency_ms) },
@@ -155,7 +160,8 @@ fn rate_words(attempts: i64, failures: i64, window: &str) -> String {
     if attempts == 0 {
         return format!("No attempts in the last {window}");
     }
-    format!("{} % of {attempts} attempts succeeded in the last {window}", (attempts - failures) * 100 / attempts)
+    let plural = if attempts == 1 { "" } else { "s" };
+    format!("{} % of {attempts} attempt{plural} succeeded in the last {window}", (attempts - failures) * 100 / attempts)
 }
 
 /// The recovery form's field, with `value`.
