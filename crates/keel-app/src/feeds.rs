@@ -1962,6 +1962,21 @@ impl App {
         Ok(Page::from_overfetch(rows.iter().map(|b| SyncBatchView::new(b, Vec::new())).collect(), limit))
     }
 
+    /// A page of one integration's batches by offset (the admin console's
+    /// paging), newest first.
+    pub async fn sync_batch_page(&self, integration_id: &str, offset: i64, limit: i64) -> Result<Vec<SyncBatchView>> {
+        IntegrationId::parse("id", integration_id).map_err(|_| integration_not_found(integration_id))?;
+        let mut conn = self.store.reader().await?;
+        let rows = db::batch_page(&mut conn, integration_id, offset.max(0), limit.clamp(1, 200)).await?;
+        Ok(rows.iter().map(|b| SyncBatchView::new(b, Vec::new())).collect())
+    }
+
+    /// The newest batch of every integration that has received one.
+    pub async fn latest_sync_batches(&self) -> Result<Vec<SyncBatchView>> {
+        let mut conn = self.store.reader().await?;
+        Ok(db::latest_batches(&mut conn).await?.iter().map(|b| SyncBatchView::new(b, Vec::new())).collect())
+    }
+
     /// The per-row report in line order. `outcome` is one outcome, several
     /// separated by commas, or `problems` (unknown, invalid and rejected);
     /// `starting_after` is a line number.

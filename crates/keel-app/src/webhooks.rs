@@ -42,6 +42,7 @@ use keel_domain::Invalid;
 use keel_store::batch::Batch;
 use keel_store::outbox::{self, Filter};
 use keel_store::webhooks::{self as db, AttemptRow, EndpointRow, MessageRow};
+pub use keel_store::webhooks::MessageState;
 use keel_store::Conn;
 use rand::Rng;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -792,19 +793,30 @@ impl App {
         let mut conn = self.store.reader().await?;
         load_endpoint(&mut conn, endpoint_id, false).await?;
         let rows = db::list_messages(&mut conn, endpoint_id, status, starting_after, limit + 1).await?;
-        let ids: Vec<String> = rows.iter().map(|m| m.id.clone()).collect();
-        let mut attempts: BTreeMap<String, Vec<WebhookAttemptView>> = BTreeMap::new();
-        for a in db::attempts_of(&mut conn, &ids).await? {
-            attempts.entry(a.message_id.clone()).or_default().push(a.into());
-        }
-        let views = rows
-            .into_iter()
-            .map(|m| {
-                let a = attempts.remove(&m.id).unwrap_or_default();
-                WebhookMessageView::from_row(m, a)
-            })
-            .collect();
-        Ok(Page::from_overfetch(views, limit))
+        Ok(Page::from_overfetch(with_attempts(&mut conn, rows).await?, limit))
+    }
+
+    /// A page of an endpoint's delivery log by offset (the admin console's
+    /// paging), newest first, each message with its attempts; optionally
+    /// only messages in one state.
+    pub async fn webhook_message_page(
+        &self,
+        endpoint_id: &str,
+        state: Option<MessageState>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<WebhookMessageView>> {
+        let mut conn = self.store.reader().await?;
+        load_endpoint(&mut conn, endpoint_id, false).await?;
+        let rows = db::message_page(&mut conn, endpoint_id, state, offset.max(0), limit.clamp(1, 200)).await?;
+        with_attempts(&mut conn, rows).await
+    }
+
+    /// Per endpoint: messages waiting for a retry after a failed attempt,
+    /// and dead-lettered messages (endpoints with neither are absent).
+    pub async fn webhook_failure_counts(&self) -> Result<BTreeMap<String, (i64, i64)>> {
+        let mut conn = self.store.reader().await?;
+        Ok(db::failure_counts(&mut conn).await?.into_iter().map(|(id, retrying, dead)| (id, (retrying, dead))).collect())
     }
 
     pub async fn get_webhook_message(&self, id: &str) -> Result<WebhookMessageView> {
@@ -906,6 +918,22 @@ impl App {
         let mut conn = self.store.reader().await?;
         Ok(db::next_due(&mut conn).await?)
     }
+}
+
+/// Messages with their attempts, read in one query.
+async fn with_attempts(conn: &mut Conn, rows: Vec<MessageRow>) -> Result<Vec<WebhookMessageView>> {
+    let ids: Vec<String> = rows.iter().map(|m| m.id.clone()).collect();
+    let mut attempts: BTreeMap<String, Vec<WebhookAttemptView>> = BTreeMap::new();
+    for a in db::attempts_of(conn, &ids).await? {
+        attempts.entry(a.message_id.clone()).or_default().push(a.into());
+    }
+    Ok(rows
+        .into_iter()
+        .map(|m| {
+            let a = attempts.remove(&m.id).unwrap_or_default();
+            WebhookMessageView::from_row(m, a)
+        })
+        .collect())
 }
 
 // -------------------------------------------------------------- fan-out

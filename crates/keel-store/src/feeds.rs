@@ -939,3 +939,32 @@ pub async fn has_rows(conn: &mut AnyConnection, batch_id: &str) -> Result<bool> 
         .await?;
     Ok(row.is_some())
 }
+
+// ------------------------------------------------------ admin console reads
+
+/// One page of an integration's batches, newest first (uploads still being
+/// received are left out).
+pub async fn batch_page(conn: &mut AnyConnection, integration_id: &str, offset: i64, limit: i64) -> Result<Vec<BatchRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {BATCH_COLUMNS} FROM sync_batches WHERE integration_id = $1 AND status <> 'receiving' \
+         ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+    ))
+    .bind(integration_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(batch_from_row).collect()
+}
+
+/// The newest batch of every integration that has one.
+pub async fn latest_batches(conn: &mut AnyConnection) -> Result<Vec<BatchRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {BATCH_COLUMNS} FROM sync_batches WHERE id IN (SELECT (SELECT s.id FROM sync_batches s \
+         WHERE s.integration_id = i.id AND s.status <> 'receiving' ORDER BY s.created_at DESC, s.id DESC LIMIT 1) \
+         FROM integrations i)"
+    ))
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(batch_from_row).collect()
+}

@@ -766,3 +766,62 @@ pub async fn next_due(conn: &mut AnyConnection) -> Result<Option<i64>> {
     let row = sqlx::query("SELECT MIN(next_attempt_at) AS t FROM webhook_deliveries").fetch_one(conn).await?;
     Ok(row.try_get("t")?)
 }
+
+// ------------------------------------------------------ admin console reads
+
+/// The states an endpoint's delivery log can be filtered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageState {
+    /// Pending, never attempted.
+    Waiting,
+    /// Pending after at least one attempt: a failed delivery waiting for
+    /// its retry (or a replay).
+    Retrying,
+    Succeeded,
+    /// `failed`: every attempt of its run failed, or the endpoint was
+    /// disabled while it was pending.
+    DeadLettered,
+}
+
+/// One page of an endpoint's messages, newest first, optionally of one state.
+pub async fn message_page(
+    conn: &mut AnyConnection,
+    endpoint_id: &str,
+    state: Option<MessageState>,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<MessageRow>> {
+    let (status, min_attempts, max_attempts) = match state {
+        None => (None, 0, i64::MAX),
+        Some(MessageState::Waiting) => (Some("pending"), 0, 0),
+        Some(MessageState::Retrying) => (Some("pending"), 1, i64::MAX),
+        Some(MessageState::Succeeded) => (Some("succeeded"), 0, i64::MAX),
+        Some(MessageState::DeadLettered) => (Some("failed"), 0, i64::MAX),
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM webhook_messages WHERE endpoint_id = $1 AND ($2 IS NULL OR status = $2) \
+         AND attempt_count >= $3 AND attempt_count <= $4 ORDER BY id DESC LIMIT $5 OFFSET $6"
+    ))
+    .bind(endpoint_id)
+    .bind(status)
+    .bind(min_attempts)
+    .bind(max_attempts)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(message_from_row).collect()
+}
+
+/// Per endpoint with any: `(endpoint_id, messages waiting for a retry after
+/// a failed attempt, dead-lettered messages)`.
+pub async fn failure_counts(conn: &mut AnyConnection) -> Result<Vec<(String, i64, i64)>> {
+    let rows = sqlx::query(
+        "SELECT endpoint_id, CAST(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS BIGINT) AS retrying, \
+         CAST(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS BIGINT) AS dead \
+         FROM webhook_messages WHERE status = 'failed' OR (status = 'pending' AND attempt_count > 0) GROUP BY endpoint_id",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get("endpoint_id")?, r.try_get("retrying")?, r.try_get("dead")?))).collect()
+}

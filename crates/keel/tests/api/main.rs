@@ -4,6 +4,7 @@
 
 mod admin_client;
 mod admin_dashboard;
+mod admin_integrations;
 mod admin_inventory;
 mod backup;
 mod audit;
