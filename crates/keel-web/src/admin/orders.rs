@@ -209,8 +209,8 @@ async fn list(State(state): State<AppState>, staff: StaffUser, RawQuery(raw): Ra
     let keep = |name: &str| q.get(name).chars().take(MAX_SEARCH).collect::<String>();
     let (status_v, payment_v, search_v, from_v, to_v) = (keep("status"), keep("payment_status"), keep("q"), keep("from"), keep("to"));
     let known = |v: &str, all: &[&str]| if all.contains(&v) { v.to_owned() } else { String::new() };
-    let status_known = known(&status_v, &OrderStatus::ALL.map(OrderStatus::as_str));
-    let payment_known = known(&payment_v, &PaymentStatus::ALL.map(PaymentStatus::as_str));
+    let status_known = known(&status_v, &OrderStatus::ALL.map(OrderStatus::as_str)[..]);
+    let payment_known = known(&payment_v, &PaymentStatus::ALL.map(PaymentStatus::as_str)[..]);
     let mut status = Field::new("status", "Status", "select", "off")
         .value(status_known)
         .options(options(&OrderStatus::ALL, OrderStatus::as_str, status_words, "Any status"))
@@ -267,16 +267,16 @@ mod tests {
 
     #[test]
     fn the_search_box_takes_a_number_or_a_whole_email() {
-        assert_eq!(query("q=%231001", true).unwrap().number, Some(1001));
-        assert_eq!(query("q=ada%40example.com", true).unwrap().email.as_deref(), Some("ada@example.com"));
+        assert_eq!(query("q=%231001", true).ok().unwrap().number, Some(1001));
+        assert_eq!(query("q=ada%40example.com", true).ok().unwrap().email.as_deref(), Some("ada@example.com"));
         assert!(query("q=ada%40example.com", false).unwrap_err().get("q").is_some(), "no email search without customers.read");
         assert!(query("q=ada", true).unwrap_err().get("q").is_some());
-        assert_eq!(query("status=bogus&payment_status=captured", true).unwrap().status, None);
+        assert_eq!(query("status=bogus&payment_status=captured", true).ok().unwrap().status, None);
     }
 
     #[test]
     fn dates_cover_whole_days() {
-        let q = query("from=2026-12-01&to=2026-12-01", true).unwrap();
+        let q = query("from=2026-12-01&to=2026-12-01", true).ok().unwrap();
         assert_eq!(q.placed_before.unwrap() - q.placed_from.unwrap(), DAY);
         assert!(query("from=2026-12-02&to=2026-12-01", true).unwrap_err().get("to").is_some());
         assert!(query("from=yesterday", true).unwrap_err().get("from").is_some());
