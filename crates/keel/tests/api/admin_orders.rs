@@ -161,6 +161,8 @@ async fn the_detail_shows_the_order_and_a_cancel_releases_stock_with_the_staff_u
     // Cancelling again is a state conflict, and changes nothing.
     let r = b.post(&cancel, &[("csrf", &p.csrf())]).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    let r = b.post(&format!("{}/refunds", href(&a)), &[("csrf", &p.csrf()), ("amount", "1.00")]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "all was refunded by the cancel: {}", r.body);
     assert_eq!(api_order(&t, &a).await["refunds"].as_array().unwrap().len(), 1);
 
     let audit = t.get("/audit-log?action_contains=cancel").await;
@@ -195,7 +197,7 @@ async fn a_partial_refund_then_too_much_is_refused_naming_the_amount() {
     let o = api_order(&t, &a).await;
     assert_eq!((o["payment_status"].as_str(), o["payment"]["amount_refunded"].as_i64()), (Some("partially_refunded"), Some(1250)));
     let p = b.get(&href(&a)).await;
-    for text in ["Refunded $12.50 on order #1001", "Refund of $12.50 issued", "by fulfillment@example.com", "damaged box", "value=\"26.00\"", "Partially refunded"] {
+    for text in ["Refunded $12.50 on order #1001", "Refund of $12.50 issued", "by fulfillment@example.com", "damaged box", "Succeeded", "value=\"26.00\"", "Partially refunded"] {
         assert!(p.body.contains(text), "{text} in {}", p.body);
     }
 

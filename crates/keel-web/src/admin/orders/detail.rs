@@ -75,6 +75,9 @@ struct DetailPage {
     captured: String,
     refunded: String,
     refundable: String,
+    currency: String,
+    /// An amount typed as this currency wants it (`12.50`, `1250` for JPY).
+    amount_example: String,
     refunds: Vec<RefundRowView>,
     timeline: Vec<EventView>,
     can_write: bool,
@@ -159,6 +162,17 @@ fn event_words(e: &TimelineLine, currency: &str) -> String {
     }
 }
 
+/// A refund's status as the provider reported it, in words.
+fn refund_status_words(s: &str) -> &str {
+    match s {
+        "succeeded" => "Succeeded",
+        "pending" => "Pending",
+        "failed" => "Failed",
+        "canceled" | "cancelled" => "Cancelled",
+        other => other,
+    }
+}
+
 fn address_lines(a: &keel_app::carts::Address) -> Vec<String> {
     let mut lines = vec![a.name.clone(), a.line1.clone()];
     lines.extend(a.line2.iter().filter(|l| !l.is_empty()).cloned());
@@ -219,6 +233,8 @@ fn render(staff: &StaffUser, d: OrderDetail, values: RefundValues, errors: &Erro
         captured: format_money(o.payment.amount_captured, cur),
         refunded: format_money(o.payment.amount_refunded, cur),
         refundable: format_money(left, cur),
+        currency: o.currency.clone(),
+        amount_example: decimal_amount(1250, cur),
         refunds: o
             .refunds
             .iter()
@@ -226,7 +242,7 @@ fn render(staff: &StaffUser, d: OrderDetail, values: RefundValues, errors: &Erro
                 when: parse_rfc3339(&r.created_at).map(when).unwrap_or_default(),
                 amount: format_money(r.amount, cur),
                 reason: r.reason.clone().unwrap_or_default(),
-                status: r.status.clone(),
+                status: refund_status_words(&r.status).to_owned(),
             })
             .collect(),
         timeline: d
