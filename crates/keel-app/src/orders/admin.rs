@@ -98,8 +98,10 @@ impl App {
     /// An order with its timeline; staff actors resolved to their emails in
     /// one batch read.
     pub async fn order_detail(&self, id: &str) -> Result<OrderDetail> {
-        let order = self.get_order(id).await?;
+        keel_domain::ids::OrderId::parse("id", id).map_err(|_| AppError::not_found("order", id))?;
         let mut conn = self.store.reader().await?;
+        let row = db::get_order(&mut conn, id).await?.ok_or_else(|| AppError::not_found("order", id))?;
+        let order = self.order_view(&mut conn, row).await?;
         let events = db::timeline(&mut conn, id).await?;
         let actors: Vec<&str> = events.iter().filter_map(|e| e.payload.get("actor").and_then(|a| a.as_str())).collect();
         let emails: HashMap<String, String> = db::staff_actor_emails(&mut conn, &actors).await?;
