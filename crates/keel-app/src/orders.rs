@@ -2,6 +2,8 @@
 //! changes follow `keel_domain::orders::apply`; every change is an event on
 //! the order's aggregate, which is also its timeline.
 
+pub mod admin;
+
 use crate::carts::{Address, TotalsView};
 use crate::reservations::{commit_in_tx, release_in_tx};
 use crate::{in_tx, page_limit, Actor, App, AppError, Result};

@@ -440,3 +440,94 @@ pub async fn test_payment_save(conn: &mut AnyConnection, key: &str, value: &str)
 pub async fn timeline(conn: &mut AnyConnection, aggregate_id: &str) -> Result<Vec<crate::outbox::Event>> {
     crate::outbox::of_aggregate(conn, aggregate_id).await
 }
+
+/// What the admin order list narrows to; `None` matches any.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OrderFilter<'a> {
+    pub status: Option<&'a str>,
+    pub payment_status: Option<&'a str>,
+    pub number: Option<i64>,
+    /// The blind index of a normalised email.
+    pub email_index: Option<&'a str>,
+    /// Placed at or after (µs).
+    pub placed_from: Option<i64>,
+    /// Placed before (µs).
+    pub placed_before: Option<i64>,
+}
+
+/// One row of the admin order list.
+#[derive(Debug, Clone)]
+pub struct OrderSummaryRow {
+    pub id: String,
+    pub number: i64,
+    pub email_enc: Option<String>,
+    pub status: String,
+    pub payment_status: String,
+    pub currency: String,
+    pub total: i64,
+    /// Units over all lines.
+    pub item_count: i64,
+    pub created_at: i64,
+}
+
+/// Newest first (ids are time-ordered), filtered, paged by offset, with
+/// each order's unit count, in one query.
+pub async fn order_summaries(conn: &mut AnyConnection, f: &OrderFilter<'_>, offset: i64, limit: i64) -> Result<Vec<OrderSummaryRow>> {
+    let rows = sqlx::query(
+        "SELECT o.id, o.number, o.email_enc, o.status, o.payment_status, o.currency, o.total, o.created_at, \
+         CAST(COALESCE((SELECT SUM(l.quantity) FROM order_lines l WHERE l.order_id = o.id), 0) AS BIGINT) AS item_count \
+         FROM orders o WHERE ($1 IS NULL OR o.status = $1) AND ($2 IS NULL OR o.payment_status = $2) \
+         AND ($3 IS NULL OR o.number = $3) AND ($4 IS NULL OR o.email_index = $4) \
+         AND ($5 IS NULL OR o.created_at >= $5) AND ($6 IS NULL OR o.created_at < $6) \
+         ORDER BY o.id DESC LIMIT $7 OFFSET $8",
+    )
+    .bind(f.status)
+    .bind(f.payment_status)
+    .bind(f.number)
+    .bind(f.email_index)
+    .bind(f.placed_from)
+    .bind(f.placed_before)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OrderSummaryRow {
+                id: r.try_get("id")?,
+                number: r.try_get("number")?,
+                email_enc: r.try_get("email_enc")?,
+                status: r.try_get("status")?,
+                payment_status: r.try_get("payment_status")?,
+                currency: r.try_get("currency")?,
+                total: r.try_get("total")?,
+                item_count: r.try_get("item_count")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// The emails of the staff users among `actors` (recorded as
+/// `staff:{id}`), keyed by the actor string; other actors are left out.
+pub async fn staff_actor_emails(conn: &mut AnyConnection, actors: &[&str]) -> Result<std::collections::HashMap<String, String>> {
+    let mut ids: Vec<&str> = actors.iter().filter_map(|a| a.strip_prefix("staff:")).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let marks = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    let sql = format!("SELECT id, email FROM staff_users WHERE id IN ({marks})");
+    let mut q = sqlx::query(&sql);
+    for id in &ids {
+        q = q.bind(*id);
+    }
+    let rows = q.fetch_all(conn).await?;
+    rows.iter()
+        .map(|r| {
+            let id: String = r.try_get("id")?;
+            Ok((format!("staff:{id}"), r.try_get("email")?))
+        })
+        .collect()
+}

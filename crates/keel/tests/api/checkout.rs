@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 /// A shop with one location, a shipping method to the US, a 10 % US tax and
 /// the given SKUs in stock.
-async fn shop(stock: &[(&str, i64)]) -> (TestApp, String) {
+pub(crate) async fn shop(stock: &[(&str, i64)]) -> (TestApp, String) {
     let t = spawn_app().await;
     let loc = t.location("Main", 1).await;
     let skus: Vec<&str> = stock.iter().map(|(s, _)| *s).collect();
@@ -21,7 +21,7 @@ async fn shop(stock: &[(&str, i64)]) -> (TestApp, String) {
 }
 
 /// A cart ready for checkout with `lines` (sku, quantity).
-async fn ready_cart(t: &TestApp, lines: &[(&str, i64)]) -> String {
+pub(crate) async fn ready_cart(t: &TestApp, lines: &[(&str, i64)]) -> String {
     let cart = t.ok("/carts", json!({"currency": "USD", "email": "Ada@Example.com"})).await;
     let id = cart["id"].as_str().unwrap().to_owned();
     for (sku, q) in lines {
@@ -35,11 +35,11 @@ async fn ready_cart(t: &TestApp, lines: &[(&str, i64)]) -> String {
     id
 }
 
-async fn complete(t: &TestApp, cart: &str, token: &str) -> keel_testkit::Res {
+pub(crate) async fn complete(t: &TestApp, cart: &str, token: &str) -> keel_testkit::Res {
     t.post(&format!("/carts/{cart}/complete"), json!({"payment_method": token})).await
 }
 
-fn levels(v: &Value) -> (i64, i64, i64) {
+pub(crate) fn levels(v: &Value) -> (i64, i64, i64) {
     (v["on_hand"].as_i64().unwrap(), v["reserved"].as_i64().unwrap(), v["available"].as_i64().unwrap())
 }
 

@@ -6,6 +6,7 @@ mod admin_client;
 mod admin_dashboard;
 mod admin_integrations;
 mod admin_inventory;
+mod admin_orders;
 mod backup;
 mod audit;
 mod catalog;
