@@ -412,3 +412,4 @@ async fn roles_without_the_permissions_are_refused_every_page_and_write() {
     let refused = audit.body["data"].as_array().unwrap().iter().filter(|e| e["status"] == 403).count();
     assert!(refused >= 6 * 3, "{}", audit.body);
 }
+

@@ -5,7 +5,9 @@
 use super::role_label;
 use crate::admin::{html, Layout, StaffUser};
 use crate::access::{allows, Permission, Role};
+use crate::AppState;
 use askama::Template;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -48,9 +50,12 @@ struct RolesPage {
     rows: Vec<PermissionRow>,
     /// Per role: the roles it may grant, in words.
     grants: Vec<String>,
+    /// The roles that must use two-factor sign-in, in words, when the
+    /// policy requires it.
+    two_factor: Option<String>,
 }
 
-pub async fn matrix(staff: StaffUser) -> Response {
+pub async fn matrix(State(state): State<AppState>, staff: StaffUser) -> Response {
     let rows = Permission::ALL
         .into_iter()
         .map(|p| PermissionRow { code: p.as_str(), description: describe(p), cells: Role::ALL.into_iter().map(|r| if allows(r, p) { "Yes" } else { "No" }).collect() })
@@ -66,6 +71,11 @@ pub async fn matrix(staff: StaffUser) -> Response {
             }
         })
         .collect();
-    let page = RolesPage { layout: staff.layout("Roles"), roles: Role::ALL.into_iter().map(role_label).collect(), rows, grants };
+    let two_factor = state
+        .app
+        .staff
+        .require_two_factor
+        .then(|| Role::ALL.into_iter().filter(|r| r.requires_two_factor()).map(role_label).collect::<Vec<_>>().join(" and "));
+    let page = RolesPage { layout: staff.layout("Roles"), roles: Role::ALL.into_iter().map(role_label).collect(), rows, grants, two_factor };
     html(StatusCode::OK, &page)
 }

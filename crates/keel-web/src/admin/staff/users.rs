@@ -16,8 +16,14 @@ use keel_app::AppError;
 use keel_domain::access::Role;
 use keel_domain::time::now_micros;
 
-/// The longest email the add form takes.
-const MAX_EMAIL: usize = 254;
+/// What the add form says about a refused email.
+fn email_message(invalid: &keel_domain::Invalid) -> String {
+    match invalid.code {
+        "required" => "Enter the new user's email address.".to_owned(),
+        "invalid_email" => "Enter an email address like name@example.com.".to_owned(),
+        _ => sentence("email", &format!("email {}", invalid.message)),
+    }
+}
 
 /// "Active" / "Stale" / "Disabled", with its badge class.
 fn status_words(a: &StaffAccount) -> (&'static str, &'static str) {
@@ -132,10 +138,8 @@ pub async fn add(State(state): State<AppState>, StaffForm { staff, form }: Staff
     let email = form.get("email").to_owned();
     let role_raw = form.get("role").to_owned();
     let mut errors = Errors::default();
-    if email.is_empty() {
-        errors.add("email", "Enter the new user's email address.");
-    } else if email.chars().count() > MAX_EMAIL {
-        errors.add("email", format!("Email must be at most {MAX_EMAIL} characters."));
+    if let Err(invalid) = keel_app::customers::email("email", &email) {
+        errors.add("email", email_message(&invalid));
     }
     let role = match Role::parse("role", &role_raw) {
         Ok(r) => Some(r),
@@ -165,7 +169,7 @@ pub async fn add(State(state): State<AppState>, StaffForm { staff, form }: Staff
         }
         Err(e) => {
             let (field, status, message) = match &e {
-                AppError::Invalid(i) if i.field == "email" => ("email", StatusCode::UNPROCESSABLE_ENTITY, "Enter an email address like name@example.com.".to_owned()),
+                AppError::Invalid(i) if i.field == "email" => ("email", StatusCode::UNPROCESSABLE_ENTITY, email_message(i)),
                 AppError::Invalid(i) => ("role", StatusCode::UNPROCESSABLE_ENTITY, sentence(&i.field, &i.message)),
                 AppError::Conflict { code: "email_taken", .. } => {
                     ("email", StatusCode::CONFLICT, "A staff user with this email already exists.".to_owned())
