@@ -55,6 +55,11 @@ pub fn user_path(user_id: &str) -> String {
     format!("/admin/users/{user_id}")
 }
 
+/// Whether an id names a staff user (`usr_…`).
+fn is_staff_id(id: &str) -> bool {
+    id.strip_prefix(keel_domain::ids::StaffUserId::PREFIX).is_some_and(|rest| rest.starts_with('_'))
+}
+
 fn query(raw: Option<String>) -> FormData {
     FormData::parse(raw.unwrap_or_default().as_bytes())
 }
@@ -105,6 +110,7 @@ mod tests {
     #[test]
     fn roles_and_messages_read_as_words() {
         assert_eq!(role_label(Role::CatalogManager), "Catalog manager");
+        assert!(is_staff_id("usr_0193") && !is_staff_id("key_0193") && !is_staff_id("usrx"));
         assert_eq!(role_name_label("support_agent"), "Support agent");
         assert_eq!(role_name_label("robot"), "robot");
         assert_eq!(grantable_roles(Role::Admin).len(), Role::ALL.len() - 1);

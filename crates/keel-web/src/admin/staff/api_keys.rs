@@ -1,7 +1,7 @@
 //! API keys: the list (newest first, paged by cursor), the create form
 //! (the `keel_sk_…` secret shown once, in the POST's response) and revoking.
 
-use super::{grantable_roles, query, role_label, role_name_label, sentence, when_or};
+use super::{grantable_roles, is_staff_id, query, role_label, role_name_label, sentence, when_or};
 use crate::admin::{error_page, flash, html, not_found, when, Layout, StaffForm, StaffUser};
 use crate::storefront::form::{Errors, Field, Problem};
 use crate::AppState;
@@ -58,7 +58,7 @@ fn creator(created_by: Option<&str>, emails: &std::collections::HashMap<String, 
         Some(id) => match (emails.get(id), keys.iter().find(|k| k.id == id)) {
             (Some(email), _) => email.clone(),
             (None, Some(k)) => format!("API key “{}” ({})", k.name, k.prefix),
-            (None, None) if id.starts_with("key_") => format!("API key {id}"),
+            (None, None) if ApiKeyId::parse("created_by", id).is_ok() => format!("API key {id}"),
             (None, None) => id.to_owned(),
         },
     }
@@ -78,7 +78,7 @@ async fn render_list(state: &AppState, staff: &StaffUser, after: Option<&str>, v
     };
     let has_more = keys.len() as i64 > PER_PAGE;
     keys.truncate(PER_PAGE as usize);
-    let creators: Vec<String> = keys.iter().filter_map(|k| k.created_by.clone()).filter(|c| c.starts_with("usr_")).collect();
+    let creators: Vec<String> = keys.iter().filter_map(|k| k.created_by.clone()).filter(|c| is_staff_id(c)).collect();
     let emails = match state.app.staff_emails(&creators).await {
         Ok(e) => e,
         Err(e) => return error_page(&e),

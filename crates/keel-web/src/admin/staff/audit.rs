@@ -2,7 +2,7 @@
 //! cursor paging (`starting_after`, "Older entries"). Read only: entries
 //! are never changed or removed, and no route here writes.
 
-use super::{query, user_path};
+use super::{is_staff_id, query, user_path};
 use crate::admin::{error_page, html, Layout, StaffUser};
 use crate::storefront::form::{Errors, Field, FormData, Problem};
 use crate::AppState;
@@ -148,7 +148,7 @@ fn actor_words(actor: &str, emails: &HashMap<String, String>) -> String {
 fn entry_view(e: &AuditEntryView, emails: &HashMap<String, String>) -> EntryView {
     let (status, status_class) = status_words(e.status);
     let target = e.target.clone().unwrap_or_default();
-    let staff_target = target.starts_with("usr_");
+    let staff_target = is_staff_id(&target);
     let target_text = match emails.get(&target) {
         Some(email) => format!("{email} ({target})"),
         None => target.clone(),
@@ -216,7 +216,7 @@ pub async fn list(State(state): State<AppState>, staff: StaffUser, RawQuery(raw)
             Err(e) => return error_page(&e),
         };
         let mut ids: Vec<String> = page.data.iter().filter_map(|e| e.actor.strip_prefix(STAFF_ACTOR).map(str::to_owned)).collect();
-        ids.extend(page.data.iter().filter_map(|e| e.target.clone()).filter(|t| t.starts_with("usr_")));
+        ids.extend(page.data.iter().filter_map(|e| e.target.clone()).filter(|t| is_staff_id(t)));
         let emails = match state.app.staff_emails(&ids).await {
             Ok(m) => m,
             Err(e) => return error_page(&e),
