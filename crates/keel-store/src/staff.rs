@@ -149,6 +149,22 @@ pub async fn list_users(conn: &mut AnyConnection, filter: UserFilter, stale_befo
     rows.iter().map(user_from_row).collect()
 }
 
+/// (id, email) of the staff users among `ids` (at most a page's worth),
+/// for lists that name who did something.
+pub async fn emails_by_ids(conn: &mut AnyConnection, ids: &[String]) -> Result<Vec<(String, String)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    let sql = format!("SELECT id, email FROM staff_users WHERE id IN ({marks})");
+    let mut q = sqlx::query(&sql);
+    for id in ids {
+        q = q.bind(id);
+    }
+    let rows = q.fetch_all(conn).await?;
+    rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("email")?))).collect()
+}
+
 /// A user, locked until the transaction ends on PostgreSQL (SQLite has one
 /// writer already).
 pub async fn user_for_update(conn: &mut AnyConnection, id: &str) -> Result<Option<StaffUserRow>> {

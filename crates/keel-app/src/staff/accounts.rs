@@ -207,6 +207,20 @@ impl App {
         Ok(Some(StaffAccountDetail { account: self.account_view(&u, now)?, live_sessions, unused_recovery_codes }))
     }
 
+    /// Emails of the staff users among `ids` (ids that name no staff user
+    /// are left out): one query for a whole list.
+    pub async fn staff_emails(&self, ids: &[String]) -> Result<std::collections::HashMap<String, String>> {
+        let mut ids: Vec<String> = ids.to_vec();
+        ids.sort();
+        ids.dedup();
+        let mut conn = self.store.reader().await?;
+        let mut found = std::collections::HashMap::new();
+        for chunk in ids.chunks(200) {
+            found.extend(db::emails_by_ids(&mut conn, chunk).await?);
+        }
+        Ok(found)
+    }
+
     /// Adds a user on behalf of `actor`, who must be allowed to grant `role`;
     /// the password is generated and returned once.
     pub async fn add_staff_user(&self, actor: &StaffUser, email: &str, role: Role, now: i64) -> Result<CreatedStaffUser> {
@@ -265,7 +279,8 @@ impl App {
         self.change_account(By::Operator, &id, Change::Enable, now).await
     }
 
-    async fn staff_id_by_email(&self, email: &str) -> Result<String> {
+    /// The id of the staff user with this email (any case).
+    pub async fn staff_id_by_email(&self, email: &str) -> Result<String> {
         let mut conn = self.store.reader().await?;
         let email = crate::customers::normalise_email(email);
         match db::user_by_email(&mut conn, &email).await? {

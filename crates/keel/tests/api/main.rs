@@ -7,6 +7,7 @@ mod admin_dashboard;
 mod admin_integrations;
 mod admin_inventory;
 mod admin_orders;
+mod admin_staff;
 mod backup;
 mod audit;
 mod catalog;
