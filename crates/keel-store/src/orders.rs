@@ -507,27 +507,3 @@ pub async fn order_summaries(conn: &mut AnyConnection, f: &OrderFilter<'_>, offs
         })
         .collect()
 }
-
-/// The emails of the staff users among `actors` (recorded as
-/// `staff:{id}`), keyed by the actor string; other actors are left out.
-pub async fn staff_actor_emails(conn: &mut AnyConnection, actors: &[&str]) -> Result<std::collections::HashMap<String, String>> {
-    let mut ids: Vec<&str> = actors.iter().filter_map(|a| a.strip_prefix("staff:")).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.is_empty() {
-        return Ok(Default::default());
-    }
-    let marks = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-    let sql = format!("SELECT id, email FROM staff_users WHERE id IN ({marks})");
-    let mut q = sqlx::query(&sql);
-    for id in &ids {
-        q = q.bind(*id);
-    }
-    let rows = q.fetch_all(conn).await?;
-    rows.iter()
-        .map(|r| {
-            let id: String = r.try_get("id")?;
-            Ok((format!("staff:{id}"), r.try_get("email")?))
-        })
-        .collect()
-}

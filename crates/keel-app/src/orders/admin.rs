@@ -103,14 +103,19 @@ impl App {
         let row = db::get_order(&mut conn, id).await?.ok_or_else(|| AppError::not_found("order", id))?;
         let order = self.order_view(&mut conn, row).await?;
         let events = db::timeline(&mut conn, id).await?;
-        let actors: Vec<&str> = events.iter().filter_map(|e| e.payload.get("actor").and_then(|a| a.as_str())).collect();
-        let emails: HashMap<String, String> = db::staff_actor_emails(&mut conn, &actors).await?;
+        let mut staff_ids: Vec<String> = events
+            .iter()
+            .filter_map(|e| e.payload.get("actor").and_then(|a| a.as_str())?.strip_prefix("staff:").map(str::to_owned))
+            .collect();
+        staff_ids.sort_unstable();
+        staff_ids.dedup();
+        let emails: HashMap<String, String> = keel_store::staff::emails_by_ids(&mut conn, &staff_ids).await?.into_iter().collect();
         let timeline = events
             .into_iter()
             .map(|e| {
                 let actor = e.payload.get("actor").and_then(|a| a.as_str()).map(str::to_owned);
                 TimelineLine {
-                    staff_email: actor.as_deref().and_then(|a| emails.get(a).cloned()),
+                    staff_email: actor.as_deref().and_then(|a| emails.get(a.strip_prefix("staff:")?).cloned()),
                     actor,
                     kind: e.kind,
                     occurred_at: e.occurred_at,

@@ -99,6 +99,12 @@ impl Field {
     pub fn is_selected(&self, option: &str) -> bool {
         self.value == option
     }
+
+    /// Whether the options name their own "nothing chosen" (a filter's
+    /// "All locations"), so the select needs no "Choose…" placeholder.
+    pub fn has_blank_option(&self) -> bool {
+        self.options.iter().any(|(v, _)| v.is_empty())
+    }
 }
 
 /// One entry of the error summary: a message and where it points.
