@@ -19,6 +19,11 @@ impl FormData {
         FormData(form_urlencoded::parse(body).into_owned().collect())
     }
 
+    /// Fields read some other way (the text parts of a multipart form).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> FormData {
+        FormData(pairs)
+    }
+
     /// The first value of `name`, trimmed; `""` when absent.
     pub fn get(&self, name: &str) -> &str {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim()).unwrap_or("")

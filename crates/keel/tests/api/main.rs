@@ -4,6 +4,7 @@
 
 mod admin_client;
 mod admin_inventory;
+mod admin_products;
 mod backup;
 mod audit;
 mod catalog;
