@@ -306,6 +306,12 @@ async fn images_upload_over_multipart_with_csrf_and_are_edited_and_deleted() {
     let r = upload(&mut b, &pid, &[("csrf", &csrf), ("alt", &long_alt)], Some(("tee.png", "image/png", &bytes))).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("id=\"f-alt-error\""), "{}", r.body);
+    // Over 20 MiB: 413 naming the file field.
+    let mut huge = png(1, 1);
+    huge.resize(20 * 1024 * 1024 + 1, 0);
+    let r = upload(&mut b, &pid, &[("csrf", &csrf), ("alt", "A tee")], Some(("huge.png", "image/png", &huge))).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body);
+    assert!(r.body.contains("id=\"f-file-error\"") && r.body.contains("larger than 20 MiB"), "{}", r.body);
     assert!(images(&t, &pid).await.is_empty());
 
     // Uploaded: the browser's content type does not matter, the bytes do.
