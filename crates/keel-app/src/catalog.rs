@@ -678,7 +678,7 @@ impl App {
         let product = load_view(&mut conn, id).await?;
         let variant_ids: Vec<&str> = product.variants.iter().filter(|v| !v.archived).map(|v| v.id.as_str()).collect();
         let available = crate::storefront::sellable(&mut conn, &variant_ids).await?;
-        let images = keel_store::images::images_of(&mut conn, &[product.id.clone()])
+        let images = keel_store::images::images_of(&mut conn, std::slice::from_ref(&product.id))
             .await?
             .remove(&product.id)
             .unwrap_or_default()

@@ -79,12 +79,9 @@ fn parse_status(s: &str) -> Option<ProductStatus> {
 
 /// The choices of a product's status select.
 fn status_options(with_archived: bool) -> Vec<(String, String)> {
-    let mut o = vec![
-        ("draft".to_owned(), "Draft (not in the store)".to_owned()),
-        ("active".to_owned(), "Active (for sale in the store)".to_owned()),
-    ];
+    let mut o = vec![("draft".to_owned(), "Draft".to_owned()), ("active".to_owned(), "Active".to_owned())];
     if with_archived {
-        o.push(("archived".to_owned(), "Archived (hidden, kept for past orders)".to_owned()));
+        o.push(("archived".to_owned(), "Archived".to_owned()));
     }
     o
 }
@@ -279,11 +276,12 @@ fn render_new(state: &AppState, staff: &StaffUser, v: NewValues, errors: &Errors
     let mut handle = Field::new("handle", "Handle", "text", "off")
         .value(v.handle)
         .optional()
-        .hint("The product's address in the store, /products/handle: lowercase letters, digits and dashes. Left empty, it is made from the title.");
+        .hint("Its store address, /products/handle. Made from the title when empty.");
     let mut description = Field::new("description", "Description", "textarea", "off").value(v.description).optional();
     let mut status_field = Field::new("status", "Status", "select", "off")
         .value(if v.status.is_empty() { "draft".to_owned() } else { v.status })
-        .options(status_options(false));
+        .options(status_options(false))
+        .hint("Draft: not in the store yet. Active: for sale.");
     let mut sku = Field::new("sku", "SKU", "text", "off")
         .value(v.sku)
         .hint("Letters, digits, '-', '_', '.', '/'; at most 64. Stock is kept under it; it cannot be changed later.");

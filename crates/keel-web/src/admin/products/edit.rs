@@ -136,9 +136,12 @@ pub fn render(state: &AppState, staff: &StaffUser, o: ProductOverview, edits: Ed
     let mut title = Field::new("title", "Title", "text", "off").value(d.title);
     let mut handle = Field::new("handle", "Handle", "text", "off")
         .value(d.handle)
-        .hint("The product's address in the store, /products/handle: lowercase letters, digits and dashes. Changing it breaks links to the old address.");
+        .hint("Its store address, /products/handle; old links break if it changes.");
     let mut description = Field::new("description", "Description", "textarea", "off").value(d.description).optional();
-    let mut status_field = Field::new("status", "Status", "select", "off").value(d.status).options(status_options(true));
+    let mut status_field = Field::new("status", "Status", "select", "off")
+        .value(d.status)
+        .options(status_options(true))
+        .hint("Only active products are shown and sold in the store.");
     let mut seo_title = Field::new("seo_title", "SEO title", "text", "off")
         .value(d.seo_title)
         .optional()
