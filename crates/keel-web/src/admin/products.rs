@@ -161,6 +161,7 @@ fn product_field(param: &str) -> (&'static str, &'static str) {
         "status" => ("status", "Status"),
         "seo_title" => ("seo_title", "SEO title"),
         "seo_description" => ("seo_description", "SEO description"),
+        p if p.starts_with("channel_ids") => ("channel_ids", "Sales channel"),
         _ => ("title", "Title"),
     }
 }

@@ -209,6 +209,8 @@ async fn editing_a_product_its_variants_and_archiving_it() {
         .await;
     let pid = id(&created);
     let vid = created["variants"][0]["id"].as_str().unwrap().to_owned();
+    let web = id(&t.ok("/sales-channels", json!({"name": "Web shop"})).await);
+    let pos = id(&t.ok("/sales-channels", json!({"name": "Market stall"})).await);
     let mut b = signed_in(&t, Role::CatalogManager).await;
     let path = format!("/admin/products/{pid}");
     let p = b.get(&path).await;
@@ -222,11 +224,16 @@ async fn editing_a_product_its_variants_and_archiving_it() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert!(r.body.contains("id=\"f-handle-error\""), "{}", r.body);
     assert_eq!(product(&t, &pid).await["title"], "Tee", "nothing changed");
-    let r = b.post(&path, &details(&csrf, "tee-shirt")).await;
+    let mut form = details(&csrf, "tee-shirt");
+    form.extend([("channel_shown", web.as_str()), ("channel_shown", pos.as_str()), ("channel_ids", web.as_str())]);
+    let r = b.post(&path, &form).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let p = product(&t, &pid).await;
     assert_eq!((p["title"].as_str(), p["handle"].as_str(), p["status"].as_str()), (Some("Tee Shirt"), Some("tee-shirt"), Some("draft")));
     assert_eq!((p["description"].as_str(), p["seo_title"].as_str()), (Some("Soft."), Some("Best tee")));
+    assert_eq!(p["channel_ids"], json!([web]));
+    let page = b.get(&path).await;
+    assert!(page.body.contains(&format!("id=\"ch-{web}\" name=\"channel_ids\" value=\"{web}\" checked")), "{}", page.body);
 
     // A variant's price: a bad one is refused on its field, a good one
     // saved, and the EUR price is kept.

@@ -29,6 +29,8 @@ pub struct DetailsValues {
     status: String,
     seo_title: String,
     seo_description: String,
+    /// Ids of the sales channels ticked.
+    channels: Vec<String>,
 }
 
 /// A variant form as submitted.
@@ -72,6 +74,13 @@ struct VariantRowView {
     price_error: Option<String>,
 }
 
+/// A sales channel checkbox.
+struct ChannelOption {
+    id: String,
+    name: String,
+    checked: bool,
+}
+
 struct ImageRowView {
     id: String,
     picture: String,
@@ -99,6 +108,9 @@ struct ProductPage {
     product_status: Field,
     seo_title: Field,
     seo_description: Field,
+    channels: Vec<ChannelOption>,
+    /// The product's channels, in words, for readers.
+    channel_names: String,
     variants: Vec<VariantRowView>,
     new_sku: Field,
     new_title: Field,
@@ -120,7 +132,23 @@ fn price_in(v: &VariantView, currency: &str) -> Option<i64> {
     v.prices.iter().find(|p| p.currency == currency).map(|p| p.amount)
 }
 
-pub fn render(state: &AppState, staff: &StaffUser, o: ProductOverview, edits: Edits, status: StatusCode) -> Response {
+/// Channels the details form offers: the live ones and any archived one the
+/// product is in.
+async fn channel_list(state: &AppState, product_channels: &[String]) -> Result<Vec<(String, String)>, Response> {
+    let page = state.app.list_channels(None, Some(100)).await.map_err(|e| error_page(&e))?;
+    Ok(page
+        .data
+        .into_iter()
+        .filter(|c| !c.archived || product_channels.contains(&c.id))
+        .map(|c| (c.id, if c.archived { format!("{} (archived)", c.name) } else { c.name }))
+        .collect())
+}
+
+pub async fn render(state: &AppState, staff: &StaffUser, o: ProductOverview, edits: Edits, status: StatusCode) -> Response {
+    let channel_list = match channel_list(state, &o.product.channel_ids).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let currency = state.storefront.currency.as_str();
     let p = &o.product;
     let product_status = ProductStatus::from_db(&p.status);
@@ -132,7 +160,10 @@ pub fn render(state: &AppState, staff: &StaffUser, o: ProductOverview, edits: Ed
         status: p.status.clone(),
         seo_title: p.seo_title.clone().unwrap_or_default(),
         seo_description: p.seo_description.clone().unwrap_or_default(),
+        channels: p.channel_ids.clone(),
     });
+    let channel_names = channel_list.iter().filter(|(id, _)| p.channel_ids.contains(id)).map(|(_, n)| n.clone()).collect::<Vec<_>>().join(", ");
+    let channels = channel_list.into_iter().map(|(id, name)| ChannelOption { checked: d.channels.contains(&id), id, name }).collect();
     let mut title = Field::new("title", "Title", "text", "off").value(d.title);
     let mut handle = Field::new("handle", "Handle", "text", "off")
         .value(d.handle)
@@ -161,6 +192,7 @@ pub fn render(state: &AppState, staff: &StaffUser, o: ProductOverview, edits: Ed
     // The summary lists problems in page order.
     let mut problems =
         errors.apply(&mut [&mut title, &mut handle, &mut description, &mut status_field, &mut seo_title, &mut seo_description]);
+    problems.extend(errors.entry("channel_ids"));
     let variants: Vec<VariantRowView> = p
         .variants
         .iter()
@@ -254,6 +286,8 @@ pub fn render(state: &AppState, staff: &StaffUser, o: ProductOverview, edits: Ed
         product_status: status_field,
         seo_title,
         seo_description,
+        channels,
+        channel_names,
         variants,
         new_sku,
         new_title,
@@ -267,7 +301,7 @@ pub fn render(state: &AppState, staff: &StaffUser, o: ProductOverview, edits: Ed
 
 pub async fn show(State(state): State<AppState>, staff: StaffUser, Path(product_id): Path<String>) -> Response {
     match overview(&state, &product_id).await {
-        Ok(o) => render(&state, &staff, o, Edits::default(), StatusCode::OK),
+        Ok(o) => render(&state, &staff, o, Edits::default(), StatusCode::OK).await,
         Err(r) => r,
     }
 }
@@ -275,7 +309,7 @@ pub async fn show(State(state): State<AppState>, staff: StaffUser, Path(product_
 /// Re-reads the product and shows the page with a refused form.
 pub async fn refused(state: &AppState, staff: &StaffUser, product_id: &str, edits: Edits, status: StatusCode) -> Response {
     match overview(state, product_id).await {
-        Ok(o) => render(state, staff, o, edits, status),
+        Ok(o) => render(state, staff, o, edits, status).await,
         Err(r) => r,
     }
 }
@@ -288,6 +322,7 @@ pub async fn update(State(state): State<AppState>, Path(product_id): Path<String
         status: form.get("status").to_owned(),
         seo_title: form.get("seo_title").to_owned(),
         seo_description: form.get("seo_description").to_owned(),
+        channels: form.all("channel_ids").map(str::to_owned).collect(),
     };
     let mut errors = Errors::default();
     if d.title.is_empty() {
@@ -303,6 +338,20 @@ pub async fn update(State(state): State<AppState>, Path(product_id): Path<String
     if !errors.is_empty() {
         return refused(&state, &staff, &product_id, Edits { details: Some(d), errors, ..Default::default() }, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
+    // Channels the form offered are set as ticked; any it did not offer
+    // (past the first 100) are kept.
+    let shown: Vec<&str> = form.all("channel_shown").collect();
+    let channel_ids = if shown.is_empty() {
+        None
+    } else {
+        let current = match overview(&state, &product_id).await {
+            Ok(o) => o.product.channel_ids,
+            Err(r) => return r,
+        };
+        let mut ids: Vec<String> = current.into_iter().filter(|c| !shown.contains(&c.as_str())).collect();
+        ids.extend(d.channels.iter().filter(|c| shown.contains(&c.as_str())).cloned());
+        Some(ids)
+    };
     let changes = ProductChanges {
         title: Some(d.title.clone()),
         handle: Some(d.handle.clone()),
@@ -310,7 +359,7 @@ pub async fn update(State(state): State<AppState>, Path(product_id): Path<String
         status,
         seo_title: Some(d.seo_title.clone()),
         seo_description: Some(d.seo_description.clone()),
-        channel_ids: None,
+        channel_ids,
     };
     match state.app.update_product(&staff.actor(), &product_id, changes).await {
         Ok(p) => flash(&state, &product_path(&p.id), "Product saved."),
@@ -397,7 +446,7 @@ pub async fn update_variant(
     let amount = amount.map_err(|m| errors.add("edit_price", m)).ok();
     let Some(amount) = amount.filter(|_| errors.is_empty()) else {
         let edits = Edits { variant: Some((variant_id, v)), errors, ..Default::default() };
-        return render(&state, &staff, o, edits, StatusCode::UNPROCESSABLE_ENTITY);
+        return render(&state, &staff, o, edits, StatusCode::UNPROCESSABLE_ENTITY).await;
     };
     // The price list is replaced whole: keep the other currencies' prices.
     let mut prices: Vec<PriceInput> = current
