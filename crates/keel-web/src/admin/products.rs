@@ -25,6 +25,7 @@ use keel_app::catalog::{NewProduct, PriceInput, ProductSummary, VariantInput, MA
 use keel_app::images::ImageView;
 use keel_app::AppError;
 use keel_domain::catalog::ProductStatus;
+use std::collections::BTreeMap;
 
 pub const ROUTES: &[AdminRoute] = &[
     ("GET", "/admin/products", Access::Needs(Permission::CatalogRead)),
@@ -143,6 +144,8 @@ fn variant_field(param: &str) -> (&'static str, &'static str) {
     let p = param.strip_prefix("variants[0]").map_or(param, |r| r.trim_start_matches('.'));
     if p.starts_with("sku") {
         ("sku", "SKU")
+    } else if p.starts_with("options") {
+        ("options", "Options")
     } else if p.starts_with("prices") {
         ("price", "Price")
     } else {
@@ -164,6 +167,26 @@ fn product_field(param: &str) -> (&'static str, &'static str) {
         p if p.starts_with("channel_ids") => ("channel_ids", "Sales channel"),
         _ => ("title", "Title"),
     }
+}
+
+/// Options as typed, `Size: M, Color: Blue`, or the field's error. The
+/// use case bounds their number and lengths.
+fn parse_options(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((name, value)) = part.split_once(':').map(|(n, v)| (n.trim(), v.trim())).filter(|(n, v)| !n.is_empty() && !v.is_empty()) else {
+            return Err("Write each option as Name: value, separated by commas, such as Size: M, Color: Blue".into());
+        };
+        if out.insert(name.to_owned(), value.to_owned()).is_some() {
+            return Err(format!("Give the option {name} once"));
+        }
+    }
+    Ok(out)
+}
+
+/// Options as the form shows them: `Color: Blue, Size: M`.
+fn options_text(options: &BTreeMap<String, String>) -> String {
+    options.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
 }
 
 fn query(raw: Option<String>) -> FormData {
@@ -385,5 +408,11 @@ mod tests {
         assert_eq!(variant_field("prices[0].currency").0, "price");
         assert_eq!(parse_status("archived"), Some(ProductStatus::Archived));
         assert_eq!(parse_status("all"), None);
+        let o = parse_options(" Size: M , Color:Blue,").unwrap();
+        assert_eq!(options_text(&o), "Color: Blue, Size: M");
+        assert!(parse_options("").unwrap().is_empty());
+        assert!(parse_options("Size M").is_err());
+        assert!(parse_options("Size: M, Size: L").is_err());
+        assert_eq!(variant_field("options.Size").0, "options");
     }
 }

@@ -242,10 +242,14 @@ async fn editing_a_product_its_variants_and_archiving_it() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains(&format!("id=\"v-{vid}-price-error\"")), "{}", r.body);
     assert!(r.body.contains(&format!("href=\"#v-{vid}-price\"")));
-    let r = b.post(&vpath, &[("csrf", &csrf), ("title", "Small"), ("price", "12.50")]).await;
+    let r = b.post(&vpath, &[("csrf", &csrf), ("title", "Small"), ("options", "Size S"), ("price", "12.50")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains(&format!("id=\"v-{vid}-options-error\"")), "{}", r.body);
+    let r = b.post(&vpath, &[("csrf", &csrf), ("title", "Small"), ("options", "Size: S, Color: White"), ("price", "12.50")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let v = &product(&t, &pid).await["variants"][0];
     assert_eq!(v["title"], "Small");
+    assert_eq!(v["options"], json!({"Color": "White", "Size": "S"}));
     assert_eq!(v["prices"], json!([{"currency": "EUR", "amount": 900}, {"currency": "USD", "amount": 1250}]));
     assert_eq!(v["archived"], false);
 
@@ -253,12 +257,13 @@ async fn editing_a_product_its_variants_and_archiving_it() {
     let r = b.post(&format!("{path}/variants"), &[("csrf", &csrf), ("sku", "TEE-S"), ("variant_title", "Again"), ("price", "5")]).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert!(r.body.contains("id=\"f-sku-error\""), "{}", r.body);
-    let r = b.post(&format!("{path}/variants"), &[("csrf", &csrf), ("sku", "TEE-L"), ("variant_title", "Large"), ("price", "15")]).await;
+    let r = b.post(&format!("{path}/variants"), &[("csrf", &csrf), ("sku", "TEE-L"), ("options", "Size: L, Color: White"), ("price", "15")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let p = product(&t, &pid).await;
     assert_eq!(p["variants"].as_array().unwrap().len(), 2);
     assert_eq!(p["variants"][1]["sku"], "TEE-L");
     assert_eq!(p["variants"][1]["prices"], json!([{"currency": "USD", "amount": 1500}]));
+    assert_eq!(p["variants"][1]["title"], "White / L", "a title made from the options");
     let page = b.get(&path).await;
     assert!(page.body.contains("Variant TEE-L added."));
 

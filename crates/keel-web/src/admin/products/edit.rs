@@ -4,7 +4,8 @@
 //! errors; the other forms show the stored values.
 
 use super::{
-    field_error, parse_price, parse_status, product_field, product_path, status_options, status_words, variant_field,
+    field_error, options_text, parse_options, parse_price, parse_status, product_field, product_path, status_options, status_words,
+    variant_field,
 };
 use crate::admin::{error_page, flash, html, not_found, Layout, StaffForm, StaffUser};
 use crate::access::Permission;
@@ -38,6 +39,7 @@ pub struct DetailsValues {
 pub struct VariantValues {
     sku: String,
     title: String,
+    options: String,
     price: String,
     archived: bool,
 }
@@ -71,6 +73,7 @@ struct VariantRowView {
     available: i64,
     archived: bool,
     title_error: Option<String>,
+    options_error: Option<String>,
     price_error: Option<String>,
 }
 
@@ -114,6 +117,7 @@ struct ProductPage {
     variants: Vec<VariantRowView>,
     new_sku: Field,
     new_title: Field,
+    new_options: Field,
     new_price: Field,
     images: Vec<ImageRowView>,
     upload_alt: Field,
@@ -184,6 +188,10 @@ pub async fn render(state: &AppState, staff: &StaffUser, o: ProductOverview, edi
     let nv = edits.new_variant;
     let mut new_sku = Field::new("sku", "SKU", "text", "off").value(nv.sku).hint("Fixed once saved; stock is kept under it.");
     let mut new_title = Field::new("variant_title", "Variant title", "text", "off").value(nv.title).optional().hint("Such as Large or Red.");
+    let mut new_options = Field::new("options", "Options", "text", "off")
+        .value(nv.options)
+        .optional()
+        .hint("Up to three, such as Size: L, Color: Red.");
     let mut new_price = Field::new("price", "Price", "text", "off").value(nv.price).inputmode("decimal").hint("Such as 19.99.");
     let mut upload_alt = Field::new("alt", "Alt text", "text", "off")
         .value(edits.upload_alt)
@@ -203,7 +211,7 @@ pub async fn render(state: &AppState, staff: &StaffUser, o: ProductOverview, edi
                 sku: v.sku.clone(),
                 sku_query: form_urlencoded::byte_serialize(v.sku.as_bytes()).collect(),
                 title: v.title.clone(),
-                options: v.options.iter().map(|(k, val)| format!("{k}: {val}")).collect::<Vec<_>>().join(", "),
+                options: options_text(&v.options),
                 price: stored.map_or_else(|| "No price".to_owned(), |a| format_money(a, currency)),
                 price_value: stored.map(|a| decimal_amount(a, currency)).unwrap_or_default(),
                 other_prices: v
@@ -216,14 +224,17 @@ pub async fn render(state: &AppState, staff: &StaffUser, o: ProductOverview, edi
                 available: o.available.get(&v.id).copied().unwrap_or(0),
                 archived: v.archived,
                 title_error: None,
+                options_error: None,
                 price_error: None,
             };
             if let Some((id, values)) = &edits.variant {
                 if *id == v.id {
                     row.title = values.title.clone();
+                    row.options = values.options.clone();
                     row.price_value = values.price.clone();
                     row.archived = values.archived;
                     row.title_error = errors.get("edit_title");
+                    row.options_error = errors.get("edit_options");
                     row.price_error = errors.get("edit_price");
                 }
             }
@@ -231,13 +242,13 @@ pub async fn render(state: &AppState, staff: &StaffUser, o: ProductOverview, edi
         })
         .collect();
     for v in &variants {
-        for (error, which) in [(&v.title_error, "title"), (&v.price_error, "price")] {
+        for (error, which) in [(&v.title_error, "title"), (&v.options_error, "options"), (&v.price_error, "price")] {
             if let Some(m) = error {
                 problems.push(Problem { href: format!("#v-{}-{which}", v.id), message: m.clone() });
             }
         }
     }
-    problems.extend(errors.apply(&mut [&mut new_sku, &mut new_title, &mut new_price]));
+    problems.extend(errors.apply(&mut [&mut new_sku, &mut new_title, &mut new_options, &mut new_price]));
     let images: Vec<ImageRowView> = o
         .images
         .iter()
@@ -291,6 +302,7 @@ pub async fn render(state: &AppState, staff: &StaffUser, o: ProductOverview, edi
         variants,
         new_sku,
         new_title,
+        new_options,
         new_price,
         images,
         upload_alt,
@@ -387,6 +399,7 @@ pub async fn add_variant(State(state): State<AppState>, Path(product_id): Path<S
     let v = VariantValues {
         sku: form.get("sku").to_owned(),
         title: form.get("variant_title").to_owned(),
+        options: form.get("options").to_owned(),
         price: form.get("price").to_owned(),
         archived: false,
     };
@@ -394,6 +407,7 @@ pub async fn add_variant(State(state): State<AppState>, Path(product_id): Path<S
     if v.sku.is_empty() {
         errors.add("sku", "Enter a SKU");
     }
+    let options = parse_options(&v.options).map_err(|m| errors.add("options", m)).unwrap_or_default();
     let price = parse_price(&v.price, &currency).map_err(|m| errors.add("price", m)).ok();
     let Some(amount) = price.filter(|_| errors.is_empty()) else {
         return refused(&state, &staff, &product_id, Edits { new_variant: v, errors, ..Default::default() }, StatusCode::UNPROCESSABLE_ENTITY).await;
@@ -401,7 +415,7 @@ pub async fn add_variant(State(state): State<AppState>, Path(product_id): Path<S
     let input = VariantInput {
         sku: v.sku.clone(),
         title: Some(v.title.clone()).filter(|t| !t.is_empty()),
-        options: Default::default(),
+        options,
         prices: vec![PriceInput { currency, amount }],
         components: None,
     };
@@ -434,6 +448,7 @@ pub async fn update_variant(
     let v = VariantValues {
         sku: current.sku.clone(),
         title: form.get("title").to_owned(),
+        options: form.get("options").to_owned(),
         price: form.get("price").to_owned(),
         archived: form.get("archived") == "1",
     };
@@ -441,6 +456,7 @@ pub async fn update_variant(
     if v.title.is_empty() {
         errors.add("edit_title", "Enter a title for this variant");
     }
+    let options = parse_options(&v.options).map_err(|m| errors.add("edit_options", m)).unwrap_or_default();
     // Empty: no price in the shop currency (the variant cannot be bought).
     let amount = if v.price.is_empty() { Ok(None) } else { parse_price(&v.price, &currency).map(Some) };
     let amount = amount.map_err(|m| errors.add("edit_price", m)).ok();
@@ -460,6 +476,7 @@ pub async fn update_variant(
     }
     let changes = VariantChanges {
         title: Some(v.title.clone()),
+        options: Some(options),
         prices: Some(prices),
         archived: Some(v.archived),
         ..Default::default()
@@ -469,7 +486,11 @@ pub async fn update_variant(
         Err(AppError::NotFound { .. }) => not_found("variant"),
         Err(e) => {
             let Some((field, message, status)) = field_error(&e, variant_field) else { return error_page(&e) };
-            let field = if field == "price" { "edit_price" } else { "edit_title" };
+            let field = match field {
+                "price" => "edit_price",
+                "options" => "edit_options",
+                _ => "edit_title",
+            };
             errors.add(field, message);
             refused(&state, &staff, &product_id, Edits { variant: Some((variant_id, v)), errors, ..Default::default() }, status).await
         }
