@@ -278,6 +278,7 @@ struct NewValues {
     sku: String,
     price: String,
     variant_title: String,
+    options: String,
 }
 
 #[derive(Template)]
@@ -293,6 +294,7 @@ struct NewPage {
     sku: Field,
     price: Field,
     variant_title: Field,
+    options: Field,
 }
 
 fn render_new(state: &AppState, staff: &StaffUser, v: NewValues, errors: &Errors, status: StatusCode) -> Response {
@@ -311,8 +313,19 @@ fn render_new(state: &AppState, staff: &StaffUser, v: NewValues, errors: &Errors
         .hint("Letters, digits, '-', '_', '.', '/'; at most 64. Stock is kept under it; it cannot be changed later.");
     let mut price = Field::new("price", "Price", "text", "off").value(v.price).inputmode("decimal").hint("Such as 19.99.");
     let mut variant_title =
-        Field::new("variant_title", "Variant title", "text", "off").value(v.variant_title).optional().hint("Such as Small or Blue; \"Default\" when empty.");
-    let problems = errors.apply(&mut [&mut title, &mut handle, &mut description, &mut status_field, &mut sku, &mut price, &mut variant_title]);
+        Field::new("variant_title", "Variant title", "text", "off").value(v.variant_title).optional().hint("Such as Small; made from the options, or \"Default\", when empty.");
+    let mut options =
+        Field::new("options", "Options", "text", "off").value(v.options).optional().hint("Up to three, such as Size: S, Color: Blue.");
+    let problems = errors.apply(&mut [
+        &mut title,
+        &mut handle,
+        &mut description,
+        &mut status_field,
+        &mut sku,
+        &mut price,
+        &mut variant_title,
+        &mut options,
+    ]);
     let page = NewPage {
         layout: staff.layout("New product"),
         currency: state.storefront.currency.clone(),
@@ -324,6 +337,7 @@ fn render_new(state: &AppState, staff: &StaffUser, v: NewValues, errors: &Errors
         sku,
         price,
         variant_title,
+        options,
     };
     html(status, &page)
 }
@@ -341,6 +355,7 @@ async fn create(State(state): State<AppState>, StaffForm { staff, form }: StaffF
         sku: form.get("sku").to_owned(),
         price: form.get("price").to_owned(),
         variant_title: form.get("variant_title").to_owned(),
+        options: form.get("options").to_owned(),
     };
     let currency = state.storefront.currency.clone();
     let mut errors = Errors::default();
@@ -355,6 +370,7 @@ async fn create(State(state): State<AppState>, StaffForm { staff, form }: StaffF
         errors.add("sku", "Enter a SKU");
     }
     let price = parse_price(&v.price, &currency).map_err(|m| errors.add("price", m)).ok();
+    let options = parse_options(&v.options).map_err(|m| errors.add("options", m)).unwrap_or_default();
     let (Some(status), Some(amount)) = (status, price) else {
         return render_new(&state, &staff, v, &errors, StatusCode::UNPROCESSABLE_ENTITY);
     };
@@ -372,7 +388,7 @@ async fn create(State(state): State<AppState>, StaffForm { staff, form }: StaffF
         variants: vec![VariantInput {
             sku: v.sku.clone(),
             title: Some(v.variant_title.clone()).filter(|t| !t.is_empty()),
-            options: Default::default(),
+            options,
             prices: vec![PriceInput { currency: currency.clone(), amount }],
             components: None,
         }],

@@ -182,7 +182,7 @@ async fn creating_a_product_checks_its_fields_and_duplicates() {
     let r = b
         .post(
             "/admin/products/new",
-            &[("csrf", &csrf), ("title", "Linen Shirt"), ("description", "Cool linen."), ("status", "active"), ("sku", "SHIRT-1"), ("price", "19.99"), ("variant_title", "Small")],
+            &[("csrf", &csrf), ("title", "Linen Shirt"), ("description", "Cool linen."), ("status", "active"), ("sku", "SHIRT-1"), ("price", "19.99"), ("variant_title", "Small"), ("options", "Size: S")],
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
@@ -192,6 +192,7 @@ async fn creating_a_product_checks_its_fields_and_duplicates() {
     assert_eq!(p["description"], "Cool linen.");
     assert_eq!(p["variants"][0]["sku"], "SHIRT-1");
     assert_eq!(p["variants"][0]["title"], "Small");
+    assert_eq!(p["variants"][0]["options"], json!({"Size": "S"}));
     assert_eq!(p["variants"][0]["prices"], json!([{"currency": "USD", "amount": 1999}]));
     let page = b.get(&format!("/admin/products/{pid}")).await;
     assert!(page.body.contains("Product created: Linen Shirt."), "the flash shows once");
