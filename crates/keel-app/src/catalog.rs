@@ -1,5 +1,6 @@
 //! Catalog use cases: products, variants, prices, sales channels.
 
+use crate::images::ImageView;
 use crate::views::{ChannelView, Page, ProductView, VariantView};
 use crate::{in_tx, page_limit, Actor, App, AppError, Result};
 use keel_domain::catalog::{self as rules, ProductStatus, Sku};
@@ -11,7 +12,7 @@ use keel_store::catalog::{self as db, ChannelRow, ProductRow, VariantRow};
 use keel_store::{inventory, outbox, search, Conn};
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -589,5 +590,101 @@ fn strip_app_dot(e: AppError) -> AppError {
             AppError::Conflict { code, message, param: param.map(|p| p.trim_start_matches('.').to_owned()) }
         }
         other => other,
+    }
+}
+
+// ------------------------------------------------- admin console reads ---
+
+/// The longest search text the admin product list accepts.
+pub const MAX_SEARCH_CHARS: usize = 100;
+
+/// A product as the admin list shows it.
+#[derive(Debug, Clone)]
+pub struct ProductSummary {
+    pub id: String,
+    pub handle: String,
+    pub title: String,
+    pub status: ProductStatus,
+    /// Variants not archived.
+    pub variant_count: usize,
+    /// The lowest and highest price of those variants in the currency asked
+    /// for; `None` when none has a price in it.
+    pub price_range: Option<(i64, i64)>,
+    /// Units those variants can sell now (a bundle counts its own units).
+    pub available: i64,
+    /// The first image in display order.
+    pub image: Option<ImageView>,
+}
+
+/// One product for its admin page: the product, its images, and how many
+/// units each live variant can sell now.
+#[derive(Debug, Clone)]
+pub struct ProductOverview {
+    pub product: ProductView,
+    pub images: Vec<ImageView>,
+    /// By variant id; absent for a variant with nothing to sell.
+    pub available: HashMap<String, i64>,
+}
+
+impl App {
+    /// A page of the admin product list with each product's variant count,
+    /// price range in `currency`, available units and first image, in a
+    /// fixed number of queries whatever the page size.
+    pub async fn product_summaries(
+        &self,
+        status: Option<ProductStatus>,
+        search: &str,
+        currency: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<ProductSummary>> {
+        let search: String = search.trim().chars().take(MAX_SEARCH_CHARS).collect();
+        let filter = db::ProductFilter { status: status.map(|s| s.as_str()), search: Some(search.as_str()).filter(|s| !s.is_empty()) };
+        let mut conn = self.store.reader().await?;
+        let rows = db::filtered_products(&mut conn, &filter, offset.max(0), limit.clamp(1, 500)).await?;
+        let ids: Vec<String> = rows.iter().map(|p| p.id.clone()).collect();
+        let mut variants: BTreeMap<String, Vec<VariantRow>> = BTreeMap::new();
+        for v in db::variants_of(&mut conn, &ids).await?.into_iter().filter(|v| v.archived_at.is_none()) {
+            variants.entry(v.product_id.clone()).or_default().push(v);
+        }
+        let variant_ids: Vec<&str> = variants.values().flatten().map(|v| v.id.as_str()).collect();
+        let stock = crate::storefront::sellable(&mut conn, &variant_ids).await?;
+        let mut images = keel_store::images::images_of(&mut conn, &ids).await?;
+        Ok(rows
+            .into_iter()
+            .map(|p| {
+                let vs = variants.get(&p.id).map(Vec::as_slice).unwrap_or_default();
+                let prices: Vec<i64> =
+                    vs.iter().flat_map(|v| v.prices.iter()).filter(|(c, _)| c == currency).map(|(_, a)| *a).collect();
+                let price_range = prices.iter().min().zip(prices.iter().max()).map(|(lo, hi)| (*lo, *hi));
+                ProductSummary {
+                    variant_count: vs.len(),
+                    price_range,
+                    available: vs.iter().map(|v| stock.get(&v.id).copied().unwrap_or(0).max(0)).sum(),
+                    image: images.remove(&p.id).and_then(|v| v.into_iter().next()).map(ImageView::from_row),
+                    status: ProductStatus::from_db(&p.status),
+                    id: p.id,
+                    handle: p.handle,
+                    title: p.title,
+                }
+            })
+            .collect())
+    }
+
+    /// A product with its images and per-variant available units.
+    pub async fn product_overview(&self, id: &str) -> Result<ProductOverview> {
+        ProductId::parse("id", id).map_err(|_| AppError::not_found("product", id))?;
+        let mut conn = self.store.reader().await?;
+        let product = load_view(&mut conn, id).await?;
+        let variant_ids: Vec<&str> = product.variants.iter().filter(|v| !v.archived).map(|v| v.id.as_str()).collect();
+        let available = crate::storefront::sellable(&mut conn, &variant_ids).await?;
+        let images = keel_store::images::images_of(&mut conn, std::slice::from_ref(&product.id))
+            .await?
+            .remove(&product.id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(ImageView::from_row)
+            .collect();
+        Ok(ProductOverview { product, images, available })
     }
 }

@@ -104,7 +104,7 @@ pub struct ProductPage {
 pub const FEATURED: &str = "featured";
 
 /// Units each variant can sell now (absent: no components, nothing to sell).
-async fn sellable(conn: &mut Conn, variant_ids: &[&str]) -> Result<HashMap<String, i64>> {
+pub(crate) async fn sellable(conn: &mut Conn, variant_ids: &[&str]) -> Result<HashMap<String, i64>> {
     let mut per_variant: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
     for (variant, per_unit, available) in db::variant_stock(conn, variant_ids).await? {
         per_variant.entry(variant).or_default().push((per_unit, available));

@@ -421,3 +421,34 @@ pub async fn product_by_handle(conn: &mut AnyConnection, handle: &str) -> Result
         .await?;
     row.as_ref().map(product_from_row).transpose()
 }
+
+// ------------------------------------------------- admin console reads ---
+
+/// What the admin product list asks for: a status (`None`: every status)
+/// and text matched case-insensitively as a substring of the title, the
+/// handle or any variant's SKU.
+#[derive(Debug, Clone, Default)]
+pub struct ProductFilter<'a> {
+    pub status: Option<&'a str>,
+    pub search: Option<&'a str>,
+}
+
+/// Products matching `f`, newest first; `offset`/`limit` page them (one
+/// query; variants, prices and images come from the batch reads).
+pub async fn filtered_products(conn: &mut AnyConnection, f: &ProductFilter<'_>, offset: i64, limit: i64) -> Result<Vec<ProductRow>> {
+    let cols = PRODUCT_COLUMNS.split(", ").map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT {cols} FROM products p WHERE ($1 IS NULL OR p.status = $1) \
+         AND ($2 IS NULL OR LOWER(p.title) LIKE $2 ESCAPE '!' OR p.handle LIKE $2 ESCAPE '!' \
+              OR EXISTS (SELECT 1 FROM variants v WHERE v.product_id = p.id AND LOWER(v.sku) LIKE $2 ESCAPE '!')) \
+         ORDER BY p.id DESC LIMIT $3 OFFSET $4"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(f.status)
+        .bind(f.search.map(crate::inventory::like_pattern))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(product_from_row).collect()
+}

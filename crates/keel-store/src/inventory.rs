@@ -497,7 +497,7 @@ pub struct StockFilter<'a> {
 }
 
 /// `%text%` for `LIKE … ESCAPE '!'`, lowercased.
-fn like_pattern(text: &str) -> String {
+pub(crate) fn like_pattern(text: &str) -> String {
     let mut p = String::from("%");
     for c in text.to_lowercase().chars() {
         if matches!(c, '%' | '_' | '!') {

@@ -9,7 +9,8 @@
 //! appended to the audit log whether they were allowed or refused. Handlers
 //! then take [`StaffUser`] (the session the gate admitted) or [`StaffForm`]
 //! (that plus a form body that passed the CSRF checks: same origin and the
-//! session's masked token), so no state-changing handler can skip them.
+//! session's masked token) or [`StaffUpload`] (the same for a multipart
+//! form with a file), so no state-changing handler can skip them.
 //!
 //! Pages extend `admin/base.html` and carry a [`Layout`] (title, navigation
 //! for the user's role, the one-shot flash message); a handler that changed
@@ -238,6 +239,104 @@ impl FromRequest<AppState> for StaffForm {
         }
         Ok(StaffForm { staff, form })
     }
+}
+
+/// The largest file a multipart form may carry (product images).
+pub const MAX_UPLOAD: usize = keel_domain::images::MAX_UPLOAD_BYTES;
+/// The token is short; anything longer is not one.
+const MAX_CSRF_PART: usize = 512;
+
+/// The file part of a multipart form.
+pub enum UploadedFile {
+    /// No file was chosen.
+    Missing,
+    /// Over [`MAX_UPLOAD`] bytes; reading stopped there.
+    TooLarge,
+    File { content_type: Option<String>, bytes: Vec<u8> },
+}
+
+/// A [`StaffUser`] and a `multipart/form-data` form (text fields and one
+/// file) that passed the same CSRF checks as [`StaffForm`]. The token must
+/// be the form's first part, so no file is read for a forged request. The
+/// route needs a body limit above [`MAX_UPLOAD`].
+pub struct StaffUpload {
+    pub staff: StaffUser,
+    pub form: FormData,
+    pub file: UploadedFile,
+}
+
+impl FromRequest<AppState> for StaffUpload {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let staff = StaffUser::from_request_parts(&mut parts, state).await?;
+        if !csrf::same_origin(&parts.headers, &state.storefront) {
+            return Err(refused());
+        }
+        let unreadable = || message(StatusCode::BAD_REQUEST, "Form not accepted", "The form could not be read. Go back and try again.");
+        let mut multipart = axum::extract::Multipart::from_request(Request::from_parts(parts, body), state).await.map_err(|_| unreadable())?;
+        let token = match multipart.next_field().await {
+            Ok(Some(f)) if f.name() == Some("csrf") => read_part(f, MAX_CSRF_PART).await.map_err(|_| refused())?,
+            _ => return Err(refused()),
+        };
+        if !csrf::verify(&staff.session.csrf_secret, token.trim()) {
+            return Err(refused());
+        }
+        let mut fields = Vec::new();
+        let mut budget = MAX_FORM;
+        let mut file = UploadedFile::Missing;
+        while let Some(mut field) = multipart.next_field().await.map_err(|_| unreadable())? {
+            let name = field.name().unwrap_or_default().to_owned();
+            if field.file_name().is_none() {
+                let text = read_part(field, budget)
+                    .await
+                    .map_err(|_| message(StatusCode::PAYLOAD_TOO_LARGE, "Form too large", "The form could not be accepted."))?;
+                budget -= text.len();
+                fields.push((name, text));
+                continue;
+            }
+            if !matches!(file, UploadedFile::Missing) {
+                continue; // one file per form; later ones are skipped
+            }
+            let content_type = field.content_type().map(str::to_owned);
+            let mut bytes = Vec::new();
+            loop {
+                match field.chunk().await {
+                    Ok(Some(chunk)) if bytes.len() + chunk.len() <= MAX_UPLOAD => bytes.extend_from_slice(&chunk),
+                    Ok(Some(_)) => {
+                        file = UploadedFile::TooLarge;
+                        break;
+                    }
+                    Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                        file = UploadedFile::TooLarge;
+                        break;
+                    }
+                    Ok(None) => break,
+                    Err(_) => return Err(unreadable()),
+                }
+            }
+            if matches!(file, UploadedFile::TooLarge) {
+                break; // what follows is not read
+            }
+            if !bytes.is_empty() {
+                file = UploadedFile::File { content_type, bytes };
+            }
+        }
+        Ok(StaffUpload { staff, form: FormData::from_pairs(fields), file })
+    }
+}
+
+/// A text part of at most `max` bytes.
+async fn read_part(mut field: axum::extract::multipart::Field<'_>, max: usize) -> Result<String, ()> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|_| ())? {
+        if bytes.len() + chunk.len() > max {
+            return Err(());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| ())
 }
 
 fn refused() -> Response {

@@ -19,6 +19,11 @@ impl FormData {
         FormData(form_urlencoded::parse(body).into_owned().collect())
     }
 
+    /// Fields read some other way (the text parts of a multipart form).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> FormData {
+        FormData(pairs)
+    }
+
     /// The first value of `name`, trimmed; `""` when absent.
     pub fn get(&self, name: &str) -> &str {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim()).unwrap_or("")
@@ -27,6 +32,11 @@ impl FormData {
     /// The raw first value (passwords are not trimmed).
     pub fn raw(&self, name: &str) -> &str {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+
+    /// Every value of `name` (checkboxes sharing a name), trimmed.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.trim())
     }
 
     pub fn has(&self, name: &str) -> bool {

@@ -108,12 +108,17 @@ impl Browser {
 
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let body = serde_urlencoded::to_string(form).unwrap();
+        self.post_body(path, "application/x-www-form-urlencoded", body.into_bytes()).await
+    }
+
+    /// A form post with a body already encoded (e.g. `multipart/form-data`).
+    pub async fn post_body(&mut self, path: &str, content_type: &str, body: Vec<u8>) -> Page {
         let res = self
             .http
             .post(format!("{}{path}", self.base))
             .header("cookie", self.cookie_header())
             .header("origin", &self.base)
-            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-type", content_type)
             .body(body)
             .send()
             .await

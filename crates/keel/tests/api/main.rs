@@ -8,6 +8,7 @@ mod admin_integrations;
 mod admin_inventory;
 mod admin_orders;
 mod admin_staff;
+mod admin_products;
 mod backup;
 mod audit;
 mod catalog;
