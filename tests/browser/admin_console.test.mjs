@@ -115,3 +115,69 @@ async function waitFor(check, timeoutMs, what) {
     await new Promise((r) => setTimeout(r, 250));
   }
 }
+
+test('every admin page type passes axe (WCAG 2.x A/AA), desktop and phone', { timeout: 180_000 }, async ({ page, api, base }) => {
+  // Something to show on every page: an order, an inbound integration with
+  // one applied sync batch, a webhook endpoint with a message.
+  const order = await placeOrder(api);
+  const product = (await api.getOk('/products?limit=1')).data[0];
+  const level = (await api.getOk('/inventory/levels?sku=EVE-TEE-M')).data[0];
+  const integration = await api.postOk('/integrations', { name: `Axe 3PL ${Date.now()}`, kind: '3pl', auth: 'api_key', freshness_sla_seconds: 900 });
+  const feed = await fetch(`${base}/hooks/integrations/${integration.id}/stock-feed?mode=apply_valid`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${integration.credential}`, 'content-type': 'text/csv' },
+    body: `sku,location_id,on_hand,counted_at\nEVE-TEE-M,${level.location_id},${level.on_hand},${new Date().toISOString()}\nNO-SUCH-SKU,${level.location_id},3,${new Date().toISOString()}\n`,
+  });
+  const batch = await feed.json();
+  assert.ok(batch.id, `a sync batch: ${JSON.stringify(batch)}`);
+  const endpoint = await api.postOk('/webhook-endpoints', { url: 'https://receiver.invalid/hook', event_types: ['order.*'] });
+  await api.postOk(`/orders/${order.id}/cancel`, {});
+  const msg = await waitFor(async () => (await api.getOk(`/webhook-endpoints/${endpoint.id}/messages`)).data[0], 30_000, 'a webhook message');
+
+  await asOwner(page);
+  await page.goto('/admin/users');
+  const userHref = await page.getByRole('link', { name: EMAIL }).first().getAttribute('href');
+  await page.goto('/admin/inventory/lookup?sku=EVE-TEE-M');
+  const itemPath = new URL(page.url()).pathname;
+
+  const paths = [
+    '/admin',
+    '/admin/products', '/admin/products?q=no-such-product', '/admin/products/new', `/admin/products/${product.id}`,
+    '/admin/inventory', '/admin/inventory?low=1', itemPath, '/admin/inventory/transfers',
+    '/admin/orders', `/admin/orders/${order.id}`,
+    '/admin/integrations', `/admin/webhook-endpoints/${endpoint.id}`, `/admin/webhook-messages/${msg.id}`,
+    `/admin/integrations/${integration.id}`, `/admin/sync-batches/${batch.id}`,
+    userHref, '/admin/users', '/admin/roles', '/admin/api-keys', '/admin/audit-log',
+    '/admin/orders/ord_00000000000000000000000000000000', // the "not found" page
+  ];
+  for (const viewport of [{ width: 1280, height: 900 }, { width: 390, height: 844 }]) {
+    await page.setViewportSize(viewport);
+    for (const path of paths) {
+      const res = await page.goto(path);
+      const expected = path.includes('ord_0000') ? 404 : 200;
+      assert.equal(res.status(), expected, `${path} answers ${expected}`);
+      await axeCheck(page);
+    }
+  }
+
+  // Refused forms re-render with their error summary: those pages too.
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.goto('/admin/products/new');
+  await activate(page, page.getByRole('button', { name: 'Create product' }));
+  await page.getByRole('heading', { name: 'There is a problem' }).waitFor();
+  await axeCheck(page);
+  const bad = await page.goto('/admin/orders?from=yesterday');
+  assert.equal(bad.status(), 422);
+  await axeCheck(page);
+});
+
+/** A paid order for one EVE-TEE-M through the API, as a shopper's checkout makes it. */
+async function placeOrder(api) {
+  const cart = await api.postOk('/carts', { currency: 'USD', email: 'axe@example.com' });
+  await api.postOk(`/carts/${cart.id}/lines`, { sku: 'EVE-TEE-M', quantity: 1 });
+  const address = { name: 'Ada Lovelace', line1: '1 Main St', city: 'Springfield', region: 'IL', postal_code: '62701', country: 'US' };
+  await api.postOk(`/carts/${cart.id}`, { shipping_address: address });
+  const methods = await api.getOk(`/carts/${cart.id}/shipping-methods`);
+  await api.postOk(`/carts/${cart.id}`, { shipping_method_id: methods.data[0].id });
+  return api.postOk(`/carts/${cart.id}/complete`, { payment_method: 'tok_visa' });
+}
