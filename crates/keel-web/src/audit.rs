@@ -44,6 +44,11 @@ pub async fn record_writes(State(state): State<AppState>, req: Request, next: Ne
     audited(&state, actor, req, |req| next.run(req)).await
 }
 
+/// The id of what a write made, for the audit entry, when the response (a
+/// page, not a redirect or JSON) cannot say it otherwise.
+#[derive(Clone)]
+pub struct CreatedId(pub String);
+
 /// Runs `handle` on a write by `actor` and appends its audit entry: the
 /// route, the target, the top-level field names of a JSON or form body, the
 /// outcome. The admin console's gate calls this too, for allowed and
@@ -86,7 +91,11 @@ where
     if res.headers().get("idempotent-replayed").is_some_and(|v| v == "true") {
         summary.insert("replayed".into(), json!(true));
     }
-    // A form post answered with a redirect names what it made in `Location`.
+    // A form post answered with a redirect names what it made in `Location`;
+    // one answered with a page, in the response's `CreatedId`.
+    if let Some(CreatedId(id)) = res.extensions().get::<CreatedId>().filter(|c| looks_like_id(&c.0)) {
+        summary.insert("result_id".into(), json!(id));
+    }
     if let Some(id) = res
         .headers()
         .get(header::LOCATION)

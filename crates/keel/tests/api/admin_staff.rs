@@ -83,6 +83,11 @@ async fn an_owner_adds_a_user_who_signs_in_with_the_password_shown_once() {
     assert_secret_stays_in_body(&r, &password);
     assert!(r.body.contains("shown only once") && r.body.contains("two-factor"), "{}", r.body);
     assert_eq!(staff_count(&t).await, before + 1);
+    // The audit entry names the new user as its target.
+    let audit = t.get("/audit-log?action=POST%20/admin/users").await;
+    let created = audit.body["data"].as_array().unwrap().iter().find(|e| e["status"] == 201).expect("the add is audited").clone();
+    let cat_id = created["target"].as_str().expect("a target").to_owned();
+    assert!(r.body.contains(&format!("/admin/users/{cat_id}")), "the target is the user added: {created}");
     // The list does not show it again, and the same email is refused.
     let p = owner.get("/admin/users").await;
     assert!(p.body.contains("cat@example.com") && !p.body.contains(&password));
@@ -243,6 +248,9 @@ async fn a_key_made_on_the_page_works_with_its_role_until_revoked_on_the_page() 
     assert!(!p.body.contains(&secret));
     let keys = t.get("/api-keys?limit=100").await;
     let key = keys.body["data"].as_array().unwrap().iter().find(|k| k["name"] == "Reader").unwrap().clone();
+    let audit = t.get("/audit-log?action=POST%20/admin/api-keys").await;
+    let created = audit.body["data"].as_array().unwrap().iter().find(|e| e["status"] == 201).expect("the creation is audited").clone();
+    assert_eq!(created["target"], key["id"], "the audit entry names the key made: {created}");
     assert_eq!(key["role"], "analyst");
     assert_eq!(key["created_by"], owner.user_id.as_str());
     assert!(key["expires_at"].is_string());

@@ -203,7 +203,9 @@ pub async fn create(State(state): State<AppState>, StaffForm { staff, form }: St
                 expires: when_or(row.expires_at, "Never"),
                 secret,
             };
-            html(StatusCode::CREATED, &page)
+            let mut res = html(StatusCode::CREATED, &page);
+            res.extensions_mut().insert(crate::audit::CreatedId(row.id.clone()));
+            res
         }
         Err(e) => {
             let (field, status, message) = match &e {

@@ -165,7 +165,9 @@ pub async fn add(State(state): State<AppState>, StaffForm { staff, form }: Staff
                 password,
                 two_factor_required: created.user.role.requires_two_factor() && state.app.staff.require_two_factor,
             };
-            html(StatusCode::CREATED, &page)
+            let mut res = html(StatusCode::CREATED, &page);
+            res.extensions_mut().insert(crate::audit::CreatedId(created.user.id.clone()));
+            res
         }
         Err(e) => {
             let (field, status, message) = match &e {
