@@ -89,6 +89,11 @@ pub struct RefundInput {
     /// Minor units; the whole refundable amount when omitted.
     pub amount: Option<i64>,
     pub reason: Option<String>,
+    /// The order's `amount_refunded` the caller last saw. When given, the
+    /// refund is refused (409 `stale_refund`) if it has changed since, and
+    /// a repeated request (a form sent twice) refunds once: the provider's
+    /// idempotency key is derived from it.
+    pub expected_amount_refunded: Option<i64>,
 }
 
 fn state(o: &OrderRow) -> Result<OrderState> {
@@ -299,6 +304,16 @@ impl App {
         OrderId::parse("id", id).map_err(|_| AppError::not_found("order", id))?;
         let reason = keel_domain::catalog::optional_text("reason", input.reason.as_deref(), 500)?;
         let o = self.load_order(id).await?;
+        let stale = |refunded: i64| {
+            AppError::conflict(
+                "stale_refund",
+                format!("the order's refunds changed since they were read: {refunded} is refunded now"),
+                Some("expected_amount_refunded"),
+            )
+        };
+        if input.expected_amount_refunded.is_some_and(|e| e != o.amount_refunded) {
+            return Err(stale(o.amount_refunded));
+        }
         let refundable = o.amount_captured - o.amount_refunded;
         if !state(&o)?.payment.was_captured() || refundable <= 0 {
             return Err(AppError::conflict("nothing_to_refund", "the order has no captured amount left to refund", None));
@@ -307,11 +322,19 @@ impl App {
         if amount <= 0 || amount > refundable {
             return Err(Invalid::new("amount", "invalid_amount", format!("must be between 1 and {refundable}")).into());
         }
-        let refund_id = RefundId::generate();
         let pid = o.payment_id.clone().ok_or_else(|| AppError::conflict("no_payment", "the order has no payment", None))?;
-        let r = self.payments.refund(&pid, amount, refund_id.as_str()).await.map_err(provider_error)?;
+        let provider_key = match input.expected_amount_refunded {
+            Some(e) => format!("{id}:refund-after:{e}"),
+            None => RefundId::generate().to_string(),
+        };
+        let r = self.payments.refund(&pid, amount, &provider_key).await.map_err(provider_error)?;
         in_tx!(self, |tx| {
             let mut o = db::get_order(&mut tx, id).await?.ok_or_else(|| AppError::not_found("order", id))?;
+            // A concurrent twin of this request got the same provider refund
+            // (same key) and recorded it first.
+            if input.expected_amount_refunded.is_some_and(|e| e != o.amount_refunded) {
+                return Err(stale(o.amount_refunded));
+            }
             let expected = o.version;
             o.amount_refunded += amount;
             let full = o.amount_refunded >= o.amount_captured;

@@ -48,8 +48,9 @@ pub async fn orders_to_fulfil(conn: &mut AnyConnection) -> Result<i64> {
     Ok(row.try_get("n")?)
 }
 
-/// Stock levels at active locations with nothing available, and with
-/// `1..=low_at` available.
+/// Stock levels at active locations with nothing available, and with at
+/// most `low_at` available (those out of stock included, as in the
+/// inventory list's low-stock filter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StockFigures {
     pub out_of_stock: i64,
@@ -60,7 +61,7 @@ pub async fn stock_figures(conn: &mut AnyConnection, low_at: i64) -> Result<Stoc
     let row = sqlx::query(
         "SELECT \
          CAST(COALESCE(SUM(CASE WHEN a <= 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS out_of_stock, \
-         CAST(COALESCE(SUM(CASE WHEN a > 0 AND a <= $1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS low \
+         CAST(COALESCE(SUM(CASE WHEN a <= $1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS low \
          FROM (SELECT l.on_hand - l.reserved - l.safety_stock - l.damaged - l.quality_control AS a \
                FROM inventory_levels l JOIN locations loc ON loc.id = l.location_id \
                WHERE loc.archived_at IS NULL) levels",

@@ -84,6 +84,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_staff_accounts.sql"),
         postgres: include_str!("../migrations/postgres/0013_staff_accounts.sql"),
     },
+    Migration {
+        version: 14,
+        name: "console_indexes",
+        sqlite: include_str!("../migrations/sqlite/0014_console_indexes.sql"),
+        postgres: include_str!("../migrations/postgres/0014_console_indexes.sql"),
+    },
 ];
 
 /// FNV-1a: a stable fingerprint, not a security measure.

@@ -30,7 +30,7 @@ async fn the_dashboard_shows_sales_stock_and_health_to_those_who_may_read_them()
     }
     let cancelled = orders[1]["id"].as_str().unwrap();
     t.ok(&format!("/orders/{cancelled}/cancel"), json!({})).await;
-    // TEE: 9 available; MUG: 3 (low); CAP: 1 again after the cancel (low); none out.
+    // TEE: 9 available; MUG: none (out of stock); CAP: 1 again after the cancel (low).
     t.ok("/inventory/adjustments", json!({"sku": "MUG", "location_id": loc, "kind": "adjust", "set_on_hand": 0})).await;
 
     let mut b = signed_in(&t, Role::Owner).await;
@@ -41,7 +41,9 @@ async fn the_dashboard_shows_sales_stock_and_health_to_those_who_may_read_them()
     assert!(p.body.contains("50.0%"), "cancellation rate");
     assert!(p.body.contains("1 order to fulfil"));
     assert!(p.body.contains("<strong>1</strong> out of stock"), "MUG");
-    assert!(p.body.contains("<strong>1</strong> low"), "CAP");
+    assert!(p.body.contains("<strong>2</strong> low"), "CAP, and MUG out of stock, as the linked list shows them");
+    let low = b.get("/admin/inventory?low=1&threshold=5").await;
+    assert!(low.body.contains(">CAP<") && low.body.contains(">MUG<") && !low.body.contains(">TEE<"), "{}", low.body);
     assert!(p.body.contains("id=\"health-title\""));
 
     // A catalog manager reads stock but not orders or integrations.

@@ -130,7 +130,7 @@ async fn an_owner_replays_a_failed_webhook_and_it_is_delivered() {
 
     let ep_path = format!("/admin/webhook-endpoints/{ep}");
     let page = ok_page(&mut b, &ep_path).await;
-    assert!(page.contains("Failed, retry scheduled") && page.contains("HTTP 500"), "the attempt is shown: {page}");
+    assert!(page.contains(">Failed, retry scheduled</span>") && page.contains("HTTP 500"), "the attempt is shown: {page}");
     assert!(page.contains(&format!("action=\"/admin/webhook-messages/{msg}/replay\"")), "a Replay button");
     assert!(page.contains("location.created"));
     assert!(ok_page(&mut b, &format!("{ep_path}?status=failed")).await.contains(&msg));
@@ -189,7 +189,7 @@ async fn an_owner_disables_enables_and_recovers_an_endpoint() {
     assert_eq!(t.get(&format!("/webhook-endpoints/{ep}")).await.body["enabled"], false);
     assert_eq!(message(&t, &msg).await["status"], "failed", "disabling dead-letters the pending message");
     let page = ok_page(&mut b, &ep_path).await;
-    assert!(page.contains("Dead-lettered") && page.contains("Enable endpoint") && !page.contains("Replay failed messages"), "{page}");
+    assert!(page.contains(">Dead-lettered</span>") && page.contains("Enable endpoint") && !page.contains("Replay failed messages"), "{page}");
     // A replay while disabled is refused and changes nothing.
     let r = b.post(&format!("/admin/webhook-messages/{msg}/replay"), &[("csrf", &csrf)]).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);

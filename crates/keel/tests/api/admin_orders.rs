@@ -192,7 +192,9 @@ async fn a_partial_refund_then_too_much_is_refused_naming_the_amount() {
     }
     assert_eq!(api_order(&t, &a).await["payment"]["amount_refunded"], 0);
 
-    let r = b.post(&refunds, &[("csrf", &csrf), ("amount", "12.50"), ("reason", "damaged box")]).await;
+    let form = [("csrf", csrf.as_str()), ("amount", "12.50"), ("reason", "damaged box"), ("expected_amount_refunded", "0")];
+    assert!(p.body.contains("name=\"expected_amount_refunded\" value=\"0\""), "the form carries its guard");
+    let r = b.post(&refunds, &form).await;
     assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, href(&a).as_str()), "{}", r.body);
     let o = api_order(&t, &a).await;
     assert_eq!((o["payment_status"].as_str(), o["payment"]["amount_refunded"].as_i64()), (Some("partially_refunded"), Some(1250)));
@@ -201,6 +203,11 @@ async fn a_partial_refund_then_too_much_is_refused_naming_the_amount() {
         assert!(p.body.contains(text), "{text} in {}", p.body);
     }
 
+    // The same form sent again (a double click) refunds nothing more.
+    let r = b.post(&refunds, &form).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.body.contains("was refunded since this page was shown"), "{}", r.body);
+    assert_eq!(api_order(&t, &a).await["payment"]["amount_refunded"], 1250);
     let r = b.post(&refunds, &[("csrf", &p.csrf()), ("amount", "26.01")]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert!(r.body.contains("at most $26.00"), "{}", r.body);
@@ -287,5 +294,27 @@ async fn roles_without_orders_write_are_refused_and_nothing_changes() {
     assert_eq!(levels(&t.level("TEE", &loc).await), (10, 2, 8));
     // The refusals are audited too.
     let audit = t.get("/audit-log?action_contains=cancel").await;
-    assert!(audit.body["data"].as_array().unwrap().iter().all(|e| e["status"] == 403), "{}", audit.body);
+    let entries = audit.body["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "one refused cancel per role: {}", audit.body);
+    assert!(entries.iter().all(|e| e["status"] == 403), "{}", audit.body);
+}
+
+#[tokio::test]
+async fn two_refunds_from_one_reading_refund_once() {
+    let (t, _) = shop(&[("TEE", 10)]).await;
+    let a = order(&t, &[("TEE", 2)], "ada@example.com").await;
+    let order_id = id(&a);
+    let actor = keel_app::Actor("test:double-click".into());
+    let input = keel_app::orders::RefundInput { amount: Some(1000), reason: None, expected_amount_refunded: Some(0) };
+    let (x, y) = tokio::join!(t.app.refund_order(&actor, &order_id, input.clone()), t.app.refund_order(&actor, &order_id, input.clone()));
+    let refused: Vec<_> = [&x, &y].into_iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(refused.len(), 1, "one of the twins is refused: {x:?} {y:?}");
+    assert!(matches!(refused[0], keel_app::AppError::Conflict { code: "stale_refund", .. }), "{:?}", refused[0]);
+    let o = api_order(&t, &a).await;
+    assert_eq!(o["payment"]["amount_refunded"], 1000);
+    assert_eq!(o["refunds"].as_array().unwrap().len(), 1);
+    // A stale reading is refused before the provider is asked.
+    let r = t.post(&format!("/orders/{order_id}/refunds"), json!({"amount": 100, "expected_amount_refunded": 0})).await;
+    assert_eq!((r.status, r.error_code(), r.error_param()), (StatusCode::CONFLICT, "stale_refund", "expected_amount_refunded"));
+    assert_eq!(api_order(&t, &a).await["payment"]["amount_refunded"], 1000);
 }

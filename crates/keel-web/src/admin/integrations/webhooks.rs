@@ -314,12 +314,13 @@ async fn set_enabled(state: &AppState, staff: &StaffUser, id: &str, enabled: boo
     let changes = WebhookEndpointChanges { enabled: Some(enabled), ..WebhookEndpointChanges::default() };
     match state.app.update_webhook_endpoint(&staff.actor(), id, changes).await {
         Ok(e) => {
+            // Not the URL: it may carry a token, and the flash is a cookie.
             let text = if enabled {
-                format!("{} is enabled: new events are delivered to it again.", e.url)
+                "The endpoint is enabled: new events are delivered to it again."
             } else {
-                format!("{} is disabled: nothing is sent to it, and its pending messages were dead-lettered.", e.url)
+                "The endpoint is disabled: nothing is sent to it, and its pending messages were dead-lettered."
             };
-            flash(state, &endpoint_path(&e.id), &text)
+            flash(state, &endpoint_path(&e.id), text)
         }
         Err(AppError::NotFound { .. }) => not_found("webhook endpoint"),
         Err(e) => error_page(&e),

@@ -74,6 +74,8 @@ struct DetailPage {
     payment_id: String,
     captured: String,
     refunded: String,
+    /// Minor units, sent back with the refund form as its guard.
+    refunded_minor: i64,
     refundable: String,
     currency: String,
     /// An amount typed as this currency wants it (`12.50`, `1250` for JPY).
@@ -232,6 +234,7 @@ fn render(staff: &StaffUser, d: OrderDetail, values: RefundValues, errors: &Erro
         payment_id: o.payment.id.clone().unwrap_or_default(),
         captured: format_money(o.payment.amount_captured, cur),
         refunded: format_money(o.payment.amount_refunded, cur),
+        refunded_minor: o.payment.amount_refunded,
         refundable: format_money(left, cur),
         currency: o.currency.clone(),
         amount_example: decimal_amount(1250, cur),
@@ -322,7 +325,7 @@ pub async fn cancel(State(state): State<AppState>, Path(order_id): Path<String>,
 }
 
 /// The refund the form asks for in minor units, or the form's errors.
-fn refund_input(amount: &str, reason: &str, currency: &str, refundable: i64) -> Result<RefundInput, Errors> {
+fn refund_input(amount: &str, reason: &str, currency: &str, refundable: i64, expected_refunded: i64) -> Result<RefundInput, Errors> {
     let mut errors = Errors::default();
     let most = format_money(refundable, currency);
     match parse_amount(amount, currency) {
@@ -338,7 +341,11 @@ fn refund_input(amount: &str, reason: &str, currency: &str, refundable: i64) -> 
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(RefundInput { amount: parse_amount(amount, currency), reason: Some(reason.to_owned()).filter(|r| !r.is_empty()) })
+    Ok(RefundInput {
+        amount: parse_amount(amount, currency),
+        reason: Some(reason.to_owned()).filter(|r| !r.is_empty()),
+        expected_amount_refunded: Some(expected_refunded),
+    })
 }
 
 pub async fn refund(State(state): State<AppState>, Path(order_id): Path<String>, StaffForm { staff, form }: StaffForm) -> Response {
@@ -355,7 +362,12 @@ pub async fn refund(State(state): State<AppState>, Path(order_id): Path<String>,
             format!("Order #{} has no captured amount left to refund. Nothing was changed.", d.order.number),
         );
     }
-    let input = match refund_input(form.get("amount"), form.get("reason"), &d.order.currency, left) {
+    // The refunded total the form was rendered with: a second submission of
+    // the same form (a double click, a resent request) is refused, not paid
+    // twice. A form without it is checked against what was read just now.
+    let expected = form.get("expected_amount_refunded").parse::<i64>().unwrap_or(d.order.payment.amount_refunded);
+    let number = d.order.number;
+    let input = match refund_input(form.get("amount"), form.get("reason"), &d.order.currency, left, expected) {
         Ok(i) => i,
         Err(errors) => return render(&staff, d, values, &errors, StatusCode::UNPROCESSABLE_ENTITY),
     };
@@ -376,6 +388,13 @@ pub async fn refund(State(state): State<AppState>, Path(order_id): Path<String>,
             }
         }
         Err(AppError::NotFound { .. }) => crate::admin::not_found("order"),
+        Err(AppError::Conflict { code: "stale_refund", .. }) => message(
+            StatusCode::CONFLICT,
+            "Not done",
+            format!(
+                "Order #{number} was refunded since this page was shown (perhaps by this form sent twice), so this refund was not made. Reload the order to see what is left to refund."
+            ),
+        ),
         Err(e) => refused(&e),
     }
 }
