@@ -405,12 +405,12 @@ mod tests {
 
     #[test]
     fn refund_amounts_are_typed_in_the_shop_currency() {
-        let ok = refund_input("12.50", "damaged", "USD", 3850).ok().unwrap();
-        assert_eq!((ok.amount, ok.reason.as_deref()), (Some(1250), Some("damaged")));
-        assert_eq!(refund_input("38.50", "", "USD", 3850).ok().unwrap().reason, None);
+        let ok = refund_input("12.50", "damaged", "USD", 3850, 0).ok().unwrap();
+        assert_eq!((ok.amount, ok.reason.as_deref(), ok.expected_amount_refunded), (Some(1250), Some("damaged"), Some(0)));
+        assert_eq!(refund_input("38.50", "", "USD", 3850, 0).ok().unwrap().reason, None);
         for bad in ["", "0", "38.51", "12.505", "-1", "abc"] {
-            assert!(refund_input(bad, "", "USD", 3850).unwrap_err().get("amount").is_some(), "{bad}");
+            assert!(refund_input(bad, "", "USD", 3850, 0).unwrap_err().get("amount").is_some(), "{bad}");
         }
-        assert!(refund_input("1", &"x".repeat(501), "USD", 3850).unwrap_err().get("reason").is_some());
+        assert!(refund_input("1", &"x".repeat(501), "USD", 3850, 0).unwrap_err().get("reason").is_some());
     }
 }
