@@ -131,6 +131,10 @@ fn field_error(e: &AppError, field_of: impl Fn(&str) -> (&'static str, &'static 
             let (field, _) = field_of(param.as_deref().unwrap_or("sku"));
             Some((field, "This SKU is already used by another variant: enter a different one".into(), StatusCode::CONFLICT))
         }
+        AppError::NotFound { resource: "sales_channel", param, .. } => {
+            let (field, _) = field_of(param.as_deref().unwrap_or("channel_ids"));
+            Some((field, "A chosen sales channel no longer exists: reload the page and choose again".into(), StatusCode::UNPROCESSABLE_ENTITY))
+        }
         AppError::Conflict { code: "duplicate_handle", .. } => {
             Some(("handle", "This handle is already used by another product: enter a different one".into(), StatusCode::CONFLICT))
         }
@@ -250,9 +254,9 @@ async fn list(State(state): State<AppState>, staff: StaffUser, RawQuery(raw): Ra
     };
     let has_next = products.len() as i64 > PER_PAGE;
     let rows = products.into_iter().take(PER_PAGE as usize).map(|p| ProductRowView::new(p, &currency)).collect();
-    let status_value = status.map_or("all", ProductStatus::as_str);
+    let status_value = status.map_or("", ProductStatus::as_str);
     let pager = Pager::new("/admin/products", &[("q", &search), ("status", status.map_or("", ProductStatus::as_str))], page, has_next);
-    let mut options = vec![("all".to_owned(), "All statuses".to_owned())];
+    let mut options = vec![(String::new(), "All statuses".to_owned())];
     options.extend([("active", "Active"), ("draft", "Draft"), ("archived", "Archived")].map(|(v, l)| (v.to_owned(), l.to_owned())));
     let page = ListPage {
         layout: staff.layout("Products"),

@@ -271,7 +271,7 @@ async fn a_feed_batch_is_shown_and_rolled_back_and_a_refusal_names_the_sku() {
     let batch_path = format!("/admin/sync-batches/{batch}");
     let page = ok_page(&mut b, &batch_path).await;
     assert!(page.contains("Unknown SKU") && page.contains("<code>NOPE</code>"), "the rejected row: {page}");
-    assert!(between(&page, "Rejected rows", "Applied movements").unwrap().contains("<td class=\"num\">3</td>"), "by line number");
+    assert!(between(&page, "Rejected rows", "Applied movements").unwrap().contains("<th scope=\"row\" class=\"num\">3</th>"), "by line number");
     assert!(page.contains("MUG") && page.contains("+5") && page.contains("+2"), "the applied movements");
     assert!(page.contains("Roll back this batch"));
 

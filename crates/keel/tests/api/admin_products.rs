@@ -228,6 +228,13 @@ async fn editing_a_product_its_variants_and_archiving_it() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert!(r.body.contains("id=\"f-handle-error\""), "{}", r.body);
     assert_eq!(product(&t, &pid).await["title"], "Tee", "nothing changed");
+    // A channel that does not exist (a forged form) is named, not a missing product.
+    let mut forged = details(&csrf, "tee-shirt");
+    forged.extend([("channel_shown", "chan_00000000000000000000000000000000"), ("channel_ids", "chan_00000000000000000000000000000000")]);
+    let r = b.post(&path, &forged).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("href=\"#f-channel_ids\""), "{}", r.body);
+    assert_eq!(product(&t, &pid).await["title"], "Tee", "nothing changed");
     let mut form = details(&csrf, "tee-shirt");
     form.extend([("channel_shown", web.as_str()), ("channel_shown", pos.as_str()), ("channel_ids", web.as_str())]);
     let r = b.post(&path, &form).await;

@@ -430,16 +430,16 @@ async fn the_key_list_pages_by_cursor() {
     }
     let mut owner = signed_in(&t, Role::Owner).await;
     let p = owner.get("/admin/api-keys").await;
-    assert!(p.body.contains("<td>bulk 54</td>") && !p.body.contains("<td>bulk 4</td>"));
+    assert!(p.body.contains("<th scope=\"row\">bulk 54</th>") && !p.body.contains("<th scope=\"row\">bulk 4</th>"));
     let end = p.body.find("\" rel=\"next\">Older keys").expect("an Older keys link");
     let start = p.body[..end].rfind("href=\"").unwrap() + "href=\"".len();
     let older = p.body[start..end].to_owned();
     assert!(older.starts_with("/admin/api-keys?starting_after=key_"), "{older}");
     let p = owner.get(&older).await;
     assert_eq!(p.status, StatusCode::OK);
-    assert!(p.body.contains("<td>bulk 4</td>") && !p.body.contains("<td>bulk 54</td>") && !p.body.contains("Older keys"));
+    assert!(p.body.contains("<th scope=\"row\">bulk 4</th>") && !p.body.contains("<th scope=\"row\">bulk 54</th>") && !p.body.contains("Older keys"));
     assert!(p.body.contains("Newest keys"));
     // A cursor that is not a key id shows the first page.
     let p = owner.get("/admin/api-keys?starting_after=nonsense").await;
-    assert!(p.body.contains("<td>bulk 54</td>"));
+    assert!(p.body.contains("<th scope=\"row\">bulk 54</th>"));
 }

@@ -375,7 +375,7 @@ pub async fn update(State(state): State<AppState>, Path(product_id): Path<String
     };
     match state.app.update_product(&staff.actor(), &product_id, changes).await {
         Ok(p) => flash(&state, &product_path(&p.id), "Product saved."),
-        Err(AppError::NotFound { .. }) => not_found("product"),
+        Err(AppError::NotFound { resource: "product", .. }) => not_found("product"),
         Err(e) => match field_error(&e, product_field) {
             Some((field, message, status)) => {
                 errors.add(field, message);
