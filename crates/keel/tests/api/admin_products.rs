@@ -337,6 +337,18 @@ async fn images_upload_over_multipart_with_csrf_and_are_edited_and_deleted() {
     assert!(r.body.contains("id=\"f-file-error\"") && r.body.contains("larger than 20 MiB"), "{}", r.body);
     assert!(images(&t, &pid).await.is_empty());
 
+    // A photograph-sized file (over axum's default 2 MB body limit) is taken.
+    let photo = crate::images::noisy_png(1100, 1000);
+    assert!(photo.len() > 3 * 1024 * 1024, "{} bytes", photo.len());
+    let r = upload(&mut b, &pid, &[("csrf", &csrf), ("alt", "Noise")], Some(("photo.png", "image/png", &photo))).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let noise = images(&t, &pid).await;
+    assert_eq!(noise.len(), 1);
+    let noise_id = noise[0]["id"].as_str().unwrap().to_owned();
+    let r = b.post(&format!("{path}/images/{noise_id}/delete"), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(images(&t, &pid).await.is_empty());
+
     // Uploaded: the browser's content type does not matter, the bytes do.
     let r = upload(&mut b, &pid, &[("csrf", &csrf), ("alt", "A red tee")], Some(("tee.png", "application/octet-stream", &bytes))).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);

@@ -23,7 +23,7 @@ fn jpeg(w: u32, h: u32) -> Vec<u8> {
 }
 
 /// Noise compresses badly: a PNG well over the 1 MiB JSON limit.
-fn noisy_png(w: u32, h: u32) -> Vec<u8> {
+pub(crate) fn noisy_png(w: u32, h: u32) -> Vec<u8> {
     let mut state: u32 = 0x1234_5678;
     let img = RgbImage::from_fn(w, h, |_, _| {
         state ^= state << 13;
