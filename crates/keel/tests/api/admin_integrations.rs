@@ -466,6 +466,7 @@ async fn an_owner_adds_a_webhook_endpoint_and_rotates_its_secret() {
     assert_eq!((all[0]["url"].as_str(), all[0]["description"].as_str()), (Some(url), Some("ERP order import")));
     assert_eq!(all[0]["event_types"], json!(["order.*", "inventory.level_changed"]));
     assert!(r.body.contains(&format!("href=\"/admin/webhook-endpoints/{ep}\"")), "a link to the endpoint");
+    assert!(r.body.contains(&format!("GET /api/v1/webhook-endpoints/{ep}/secret")), "where the API reads it again");
     assert_eq!(api_secret(&t, &ep).await, secret, "the secret shown is the endpoint's");
     assert_eq!(audit_target(&t, "POST /admin/webhook-endpoints", 201).await, ep.as_str(), "the audit entry names the endpoint made");
 

@@ -124,6 +124,7 @@ fn endpoint_problem(invalid: &keel_domain::Invalid) -> (&'static str, String) {
 struct WebhookSecretPage {
     layout: Layout,
     heading: &'static str,
+    endpoint_id: String,
     endpoint_href: String,
     url: String,
     events: String,
@@ -167,6 +168,7 @@ pub async fn create_endpoint(State(state): State<AppState>, StaffForm { staff, f
                 layout: staff.layout("Webhook endpoint added"),
                 heading: "Webhook endpoint added",
                 endpoint_href: endpoint_path(&e.id),
+                endpoint_id: e.id.clone(),
                 events: if e.event_types.is_empty() { "Every event".into() } else { e.event_types.join(", ") },
                 secret: e.secret.clone().unwrap_or_default(),
                 previous_until: None,
@@ -201,6 +203,7 @@ pub async fn rotate_secret(State(state): State<AppState>, Path(id): Path<String>
         layout: staff.layout("Signing secret rotated"),
         heading: "Signing secret rotated",
         endpoint_href: endpoint_path(&e.id),
+        endpoint_id: e.id.clone(),
         events: if e.event_types.is_empty() { "Every event".into() } else { e.event_types.join(", ") },
         secret: rotated.secret.clone(),
         previous_until: Some(when_text(rotated.previous_secret_expires_at.as_deref(), "24 hours from now")),
