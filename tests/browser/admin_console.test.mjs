@@ -169,6 +169,32 @@ test('every admin page type passes axe (WCAG 2.x A/AA), desktop and phone', { ti
   const bad = await page.goto('/admin/orders?from=yesterday');
   assert.equal(bad.status(), 422);
   await axeCheck(page);
+
+  // The add forms on the overview (a refusal, then each secret shown once)
+  // and the rotations on the endpoint and integration pages.
+  await page.goto('/admin/integrations');
+  await activate(page, page.getByRole('button', { name: 'Add webhook endpoint' }));
+  await page.getByRole('heading', { name: 'There is a problem' }).waitFor();
+  await axeCheck(page);
+  await typeInto(page, page.getByLabel('Endpoint URL'), 'https://receiver.invalid/axe');
+  await typeInto(page, page.getByLabel('Events'), 'order.*, inventory.*');
+  await activate(page, page.getByRole('button', { name: 'Add webhook endpoint' }));
+  await page.getByRole('heading', { level: 1, name: 'Webhook endpoint added' }).waitFor();
+  await axeCheck(page);
+  await activate(page, page.getByRole('link', { name: 'Go to the endpoint' }));
+  await activate(page, page.getByRole('button', { name: 'Rotate signing secret' }));
+  await page.getByRole('heading', { level: 1, name: 'Signing secret rotated' }).waitFor();
+  await axeCheck(page);
+  await page.goto('/admin/integrations');
+  await typeInto(page, page.getByLabel('Name'), `Axe ERP ${Date.now()}`);
+  await chooseOption(page, page.getByLabel('Kind'), 'ERP');
+  await activate(page, page.getByRole('button', { name: 'Add inbound integration' }));
+  await page.getByRole('heading', { level: 1, name: 'Inbound integration added' }).waitFor();
+  await axeCheck(page);
+  await activate(page, page.getByRole('link', { name: 'Go to the integration' }));
+  await activate(page, page.getByRole('button', { name: 'Rotate credential' }));
+  await page.getByRole('heading', { level: 1, name: 'Credential rotated' }).waitFor();
+  await axeCheck(page);
 });
 
 /** A paid order for one EVE-TEE-M through the API, as a shopper's checkout makes it. */

@@ -1,12 +1,15 @@
 //! Integrations: the health overview (webhook endpoints, inbound
 //! integrations, outbox consumers), webhook endpoints with their delivery
 //! log, attempts and replay, and inbound integrations with their sync
-//! batches and rollback.
+//! batches and rollback; adding endpoints and integrations and rotating
+//! their secrets (`create`).
 //!
 //! Signing secrets and integration credentials are never read here: the
 //! views used carry neither, and pull URLs are shown without their query.
+//! A new or rotated one is shown once, in the POST's own response.
 
 mod batches;
+mod create;
 mod webhooks;
 
 use super::paging::{page_number, Pager, PER_PAGE};
@@ -29,6 +32,10 @@ use std::collections::BTreeMap;
 
 pub const ROUTES: &[AdminRoute] = &[
     ("GET", "/admin/integrations", Access::Needs(Permission::IntegrationsRead)),
+    ("POST", "/admin/integrations", Access::Needs(Permission::IntegrationsWrite)),
+    ("POST", "/admin/integrations/{integration_id}/rotate-credential", Access::Needs(Permission::IntegrationsWrite)),
+    ("POST", "/admin/webhook-endpoints", Access::Needs(Permission::IntegrationsWrite)),
+    ("POST", "/admin/webhook-endpoints/{endpoint_id}/rotate-secret", Access::Needs(Permission::IntegrationsWrite)),
     ("GET", "/admin/integrations/{integration_id}", Access::Needs(Permission::IntegrationsRead)),
     ("GET", "/admin/webhook-endpoints/{endpoint_id}", Access::Needs(Permission::IntegrationsRead)),
     ("POST", "/admin/webhook-endpoints/{endpoint_id}/enable", Access::Needs(Permission::IntegrationsWrite)),
@@ -42,8 +49,11 @@ pub const ROUTES: &[AdminRoute] = &[
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/admin/integrations", get(overview))
+        .route("/admin/integrations", get(overview).post(create::create_integration))
         .route("/admin/integrations/{integration_id}", get(integration))
+        .route("/admin/integrations/{integration_id}/rotate-credential", post(create::rotate_credential))
+        .route("/admin/webhook-endpoints", post(create::create_endpoint))
+        .route("/admin/webhook-endpoints/{endpoint_id}/rotate-secret", post(create::rotate_secret))
         .route("/admin/webhook-endpoints/{endpoint_id}", get(webhooks::endpoint))
         .route("/admin/webhook-endpoints/{endpoint_id}/enable", post(webhooks::enable))
         .route("/admin/webhook-endpoints/{endpoint_id}/disable", post(webhooks::disable))
@@ -229,6 +239,8 @@ struct OverviewPage {
     endpoints: Vec<EndpointRowView>,
     integrations: Vec<IntegrationRowView>,
     consumers: Vec<ConsumerRowView>,
+    can_write: bool,
+    forms: create::Forms,
 }
 
 /// "Delivered 75 % of 4 attempts" over the last 24 hours.
@@ -248,7 +260,7 @@ fn delivery_words(enabled: bool, reason: Option<&str>) -> (&'static str, &'stati
     }
 }
 
-async fn overview_page(state: &AppState, staff: &StaffUser) -> Result<OverviewPage, AppError> {
+async fn overview_page(state: &AppState, staff: &StaffUser, forms: create::Forms) -> Result<OverviewPage, AppError> {
     let now = now_micros();
     let app = &state.app;
     let report = app.integration_health(now).await?;
@@ -329,14 +341,22 @@ async fn overview_page(state: &AppState, staff: &StaffUser) -> Result<OverviewPa
         endpoints,
         integrations,
         consumers,
+        can_write: staff.can(Permission::IntegrationsWrite),
+        forms,
     })
 }
 
-async fn overview(State(state): State<AppState>, staff: StaffUser) -> Response {
-    match overview_page(&state, &staff).await {
-        Ok(p) => html(StatusCode::OK, &p),
+/// The overview with its add forms (re-rendered with their errors).
+async fn render_overview(state: &AppState, staff: &StaffUser, forms: create::Forms, status: StatusCode) -> Response {
+    match overview_page(state, staff, forms).await {
+        Ok(p) => html(status, &p),
         Err(e) => error_page(&e),
     }
+}
+
+async fn overview(State(state): State<AppState>, staff: StaffUser) -> Response {
+    let forms = create::Forms::new(create::Values::default(), &crate::storefront::form::Errors::default());
+    render_overview(&state, &staff, forms, StatusCode::OK).await
 }
 
 // ----------------------------------------------------------- integration ---
@@ -398,6 +418,8 @@ struct IntegrationPage {
     created: String,
     batches: Vec<BatchRowView>,
     pager: Pager,
+    id: String,
+    can_write: bool,
 }
 
 fn mode_words(mode: &str) -> &'static str {
@@ -442,6 +464,8 @@ async fn integration_page(state: &AppState, staff: &StaffUser, id: &str, page: i
         created: when_text(Some(&i.created_at), ""),
         batches: batches.iter().take(PER_PAGE as usize).map(BatchRowView::new).collect(),
         pager: Pager::new(&integration_path(&i.id), &[], page, has_next),
+        can_write: staff.can(Permission::IntegrationsWrite),
+        id: i.id,
         name: i.name,
     })
 }

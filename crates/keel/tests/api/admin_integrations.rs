@@ -367,3 +367,255 @@ async fn roles_without_integrations_read_are_refused_the_pages() {
         assert!(p.body.contains(&format!("There is no such {what}")), "{path}: {}", p.body);
     }
 }
+
+// ------------------------------------------------ adding and rotating
+
+use crate::admin_staff::{assert_secret_stays_in_body, secret_of};
+
+async fn endpoints(t: &TestApp) -> Vec<Value> {
+    let r = t.get("/webhook-endpoints?limit=100").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["data"].as_array().unwrap().clone()
+}
+
+async fn integrations(t: &TestApp) -> Vec<Value> {
+    let r = t.get("/integrations?limit=100").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["data"].as_array().unwrap().clone()
+}
+
+async fn api_secret(t: &TestApp, ep: &str) -> String {
+    let r = t.get(&format!("/webhook-endpoints/{ep}/secret")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["secret"].as_str().unwrap().to_owned()
+}
+
+/// The target of the audit entry of the admin route `route` answered `status`.
+async fn audit_target(t: &TestApp, route: &str, status: u16) -> Value {
+    let audit = t.get(&format!("/audit-log?action={}", route.replace(' ', "%20"))).await;
+    let entries = audit.body["data"].as_array().unwrap();
+    entries.iter().find(|e| e["status"] == status).unwrap_or_else(|| panic!("{route} {status} is audited: {entries:?}"))["target"].clone()
+}
+
+/// A one-line stock feed for MUG at a new location.
+async fn mug_feed(t: &TestApp) -> String {
+    let loc = t.location("Main", 1).await;
+    t.product("Mug", &["MUG"]).await;
+    format!("sku,location_id,on_hand,counted_at\nMUG,{loc},7,{}\n", to_rfc3339(now_micros()))
+}
+
+async fn push_signed(t: &TestApp, id: &str, secret: &str, body: String) -> StatusCode {
+    let sig = crate::feeds::sign(secret, now_micros() / 1_000_000, body.as_bytes());
+    let res = t
+        .http
+        .post(format!("{}/hooks/integrations/{id}/stock-feed", t.base))
+        .header("content-type", "text/csv")
+        .header("x-keel-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    res.status()
+}
+
+fn names_field(p: &crate::admin_client::Page, field: &str) {
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {}", p.body);
+    assert!(p.body.contains("There is a problem") && p.body.contains(&format!("href=\"#f-{field}\"")), "{field}: {}", p.body);
+}
+
+#[tokio::test]
+async fn an_owner_adds_a_webhook_endpoint_and_rotates_its_secret() {
+    let t = shop().await;
+    let mut b = signed_in(&t, Role::Owner).await;
+    let overview = ok_page(&mut b, "/admin/integrations").await;
+    assert!(overview.contains("action=\"/admin/webhook-endpoints\"") && overview.contains("Add webhook endpoint"), "{overview}");
+    let csrf = b.get("/admin/integrations").await.csrf();
+    let url = "https://hooks.example.com/keel";
+
+    // Bad input: 422 naming the field, nothing created.
+    for (fields, field) in [
+        (vec![("url", "")], "url"),
+        (vec![("url", "not a url")], "url"),
+        (vec![("url", "ftp://hooks.example.com/x")], "url"),
+        (vec![("url", url), ("event_types", "order.*, Order.Created")], "event_types"),
+        (vec![("url", url), ("event_types", "order*")], "event_types"),
+    ] {
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend(fields);
+        let r = b.post("/admin/webhook-endpoints", &form).await;
+        names_field(&r, field);
+        assert!(r.body.contains("Add inbound integration"), "the overview is shown again");
+    }
+    let long = "x".repeat(501);
+    names_field(&b.post("/admin/webhook-endpoints", &[("csrf", &csrf), ("url", url), ("description", &long)]).await, "description");
+    // Without the CSRF token: refused.
+    let r = b.post("/admin/webhook-endpoints", &[("url", url)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(endpoints(&t).await.is_empty(), "nothing was created");
+
+    let form = [("csrf", csrf.as_str()), ("url", url), ("event_types", "order.* inventory.level_changed,order.*"), ("description", "ERP order import")];
+    let r = b.post("/admin/webhook-endpoints", &form).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(r.body.contains("Webhook endpoint added") && r.body.contains("shows this secret only once") && r.body.contains("Standard Webhooks"), "{}", r.body);
+    let secret = secret_of(&r);
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    assert_secret_stays_in_body(&r, &secret);
+    let all = endpoints(&t).await;
+    assert_eq!(all.len(), 1);
+    let ep = all[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!((all[0]["url"].as_str(), all[0]["description"].as_str()), (Some(url), Some("ERP order import")));
+    assert_eq!(all[0]["event_types"], json!(["order.*", "inventory.level_changed"]));
+    assert!(r.body.contains(&format!("href=\"/admin/webhook-endpoints/{ep}\"")), "a link to the endpoint");
+    assert!(r.body.contains(&format!("GET /api/v1/webhook-endpoints/{ep}/secret")), "where the API reads it again");
+    assert_eq!(api_secret(&t, &ep).await, secret, "the secret shown is the endpoint's");
+    assert_eq!(audit_target(&t, "POST /admin/webhook-endpoints", 201).await, ep.as_str(), "the audit entry names the endpoint made");
+
+    let ep_path = format!("/admin/webhook-endpoints/{ep}");
+    let page = ok_page(&mut b, &ep_path).await;
+    assert!(!page.contains(&secret) && page.contains("Rotate signing secret"), "{page}");
+
+    // Rotation: refused without the CSRF token, then a new secret shown once.
+    let rotate = format!("{ep_path}/rotate-secret");
+    assert_eq!(b.post(&rotate, &[]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(api_secret(&t, &ep).await, secret);
+    let r = b.post(&rotate, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let new = secret_of(&r);
+    assert!(new.starts_with("whsec_") && new != secret, "{new}");
+    assert_secret_stays_in_body(&r, &new);
+    assert!(!r.body.contains(&secret), "the old secret is not shown");
+    assert!(r.body.contains("Signing secret rotated") && r.body.contains("keeps working for 24 hours"), "{}", r.body);
+    assert_eq!(api_secret(&t, &ep).await, new);
+    let e = t.get(&format!("/webhook-endpoints/{ep}")).await.body;
+    assert!(e["previous_secret_expires_at"].is_string(), "the old secret still signs: {e}");
+    assert_eq!(audit_target(&t, "POST /admin/webhook-endpoints/{endpoint_id}/rotate-secret", 200).await, ep.as_str());
+    // An unknown endpoint: a 404 page.
+    let r = b.post("/admin/webhook-endpoints/ep_0193a0a0a0a07000800000000000000a/rotate-secret", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("There is no such webhook endpoint"));
+}
+
+#[tokio::test]
+async fn a_private_webhook_target_is_refused_on_the_url_field() {
+    let t = spawn_with(|app| app.with_webhook_config(WebhookConfig::default())).await;
+    let mut b = signed_in(&t, Role::Owner).await;
+    let csrf = b.get("/admin/integrations").await.csrf();
+    for target in ["http://127.0.0.1:9/hook", "http://10.0.0.5/hook", "http://localhost/hook"] {
+        let r = b.post("/admin/webhook-endpoints", &[("csrf", &csrf), ("url", target)]).await;
+        names_field(&r, "url");
+        assert!(r.body.contains("Use a public address"), "{}", r.body);
+        assert!(r.body.contains(&format!("value=\"{target}\"")), "the value is kept: {}", r.body);
+    }
+    assert!(endpoints(&t).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_owner_adds_inbound_integrations_and_rotates_a_credential() {
+    let t = shop().await;
+    let mut b = signed_in(&t, Role::Owner).await;
+    let overview = ok_page(&mut b, "/admin/integrations").await;
+    assert!(overview.contains("action=\"/admin/integrations\"") && overview.contains("Add inbound integration"), "{overview}");
+    let csrf = b.get("/admin/integrations").await.csrf();
+    let good = [("name", "Acme 3PL"), ("kind", "3pl"), ("auth", "api_key"), ("freshness_sla_minutes", "30")];
+    let with = |name: &str, value: &'static str| -> Vec<(&'static str, String)> {
+        good.iter().map(|(k, v)| (*k, if *k == name { value.to_owned() } else { (*v).to_owned() })).collect()
+    };
+    for (field, value) in [
+        ("name", ""),
+        ("kind", "spaceship"),
+        ("auth", "password"),
+        ("freshness_sla_minutes", "0"),
+        ("freshness_sla_minutes", "43201"),
+        ("freshness_sla_minutes", "soon"),
+    ] {
+        let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+        let pairs = with(field, value);
+        form.extend(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+        names_field(&b.post("/admin/integrations", &form).await, field);
+    }
+    assert_eq!(b.post("/admin/integrations", &good).await.status, StatusCode::FORBIDDEN, "no CSRF token");
+    assert!(integrations(&t).await.is_empty(), "nothing was created");
+
+    // An API key integration: its key pushes a feed that is accepted.
+    let mut form = vec![("csrf", csrf.as_str())];
+    form.extend(good);
+    let r = b.post("/admin/integrations", &form).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let key = secret_of(&r);
+    assert!(key.starts_with("keel_ik_"), "{key}");
+    assert_secret_stays_in_body(&r, &key);
+    let all = integrations(&t).await;
+    assert_eq!(all.len(), 1);
+    let id = all[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!((all[0]["name"].as_str(), all[0]["kind"].as_str(), all[0]["auth"].as_str()), (Some("Acme 3PL"), Some("3pl"), Some("api_key")));
+    assert_eq!(all[0]["freshness_sla_seconds"], 1800);
+    assert!(r.body.contains(&format!("/hooks/integrations/{id}/stock-feed")) && r.body.contains("Authorization: Bearer"), "{}", r.body);
+    assert!(r.body.contains(&format!("href=\"/admin/integrations/{id}\"")));
+    assert_eq!(audit_target(&t, "POST /admin/integrations", 201).await, id.as_str(), "the audit entry names the integration made");
+    let feed = mug_feed(&t).await;
+    let pushed = push_csv(&t, &id, &key, feed.clone()).await;
+    assert_eq!((pushed.status, pushed.body["status"].as_str()), (StatusCode::CREATED, Some("applied")), "{}", pushed.body);
+
+    // The same name again: 422 on the name, nothing created.
+    names_field(&b.post("/admin/integrations", &form).await, "name");
+    assert_eq!(integrations(&t).await.len(), 1);
+
+    // A signed (HMAC) integration.
+    let r = b.post("/admin/integrations", &[("csrf", &csrf), ("name", "Acme ERP"), ("kind", "erp"), ("auth", "hmac"), ("freshness_sla_minutes", "15")]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let secret = secret_of(&r);
+    assert!(secret.starts_with("keel_whsec_") && r.body.contains("X-Keel-Signature"), "{}", r.body);
+    assert_secret_stays_in_body(&r, &secret);
+    let erp = integrations(&t).await.into_iter().find(|i| i["name"] == "Acme ERP").unwrap()["id"].as_str().unwrap().to_owned();
+    assert_eq!(push_signed(&t, &erp, &secret, feed.clone()).await, StatusCode::CREATED);
+
+    // Rotation: the page has the button; refused without CSRF; the old
+    // secret stops working, the new one works.
+    let page_path = format!("/admin/integrations/{erp}");
+    let page = ok_page(&mut b, &page_path).await;
+    assert!(page.contains("Rotate credential") && !page.contains(&secret), "{page}");
+    let rotate = format!("{page_path}/rotate-credential");
+    assert_eq!(b.post(&rotate, &[]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(push_signed(&t, &erp, &secret, feed.clone()).await, StatusCode::CREATED, "still the old secret");
+    let r = b.post(&rotate, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let new = secret_of(&r);
+    assert!(new.starts_with("keel_whsec_") && new != secret);
+    assert_secret_stays_in_body(&r, &new);
+    assert!(r.body.contains("Credential rotated") && r.body.contains("stopped working"), "{}", r.body);
+    assert_eq!(push_signed(&t, &erp, &secret, feed.clone()).await, StatusCode::UNAUTHORIZED, "the old secret is refused");
+    assert_eq!(push_signed(&t, &erp, &new, feed).await, StatusCode::CREATED);
+    assert_eq!(audit_target(&t, "POST /admin/integrations/{integration_id}/rotate-credential", 200).await, erp.as_str());
+    let r = b.post("/admin/integrations/intg_0193a0a0a0a07000800000000000000a/rotate-credential", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("There is no such integration"));
+}
+
+#[tokio::test]
+async fn an_analyst_may_not_add_endpoints_or_integrations_or_rotate_secrets() {
+    let t = shop().await;
+    let (ep, secret) = endpoint(&t, "https://hooks.example.com/keel").await;
+    let (integ, key) = integration(&t, "Acme 3PL").await;
+    let mut b = signed_in(&t, Role::Analyst).await;
+    let overview = ok_page(&mut b, "/admin/integrations").await;
+    assert!(!overview.contains("Add webhook endpoint") && !overview.contains("Add inbound integration"), "no add forms");
+    assert!(!ok_page(&mut b, &format!("/admin/webhook-endpoints/{ep}")).await.contains("Rotate signing secret"));
+    assert!(!ok_page(&mut b, &format!("/admin/integrations/{integ}")).await.contains("Rotate credential"));
+    let csrf = b.get("/admin/integrations").await.csrf();
+    for (path, form) in [
+        ("/admin/webhook-endpoints".to_owned(), vec![("url", "https://evil.example.com/x")]),
+        ("/admin/integrations".to_owned(), vec![("name", "Sneaky"), ("kind", "erp"), ("auth", "hmac"), ("freshness_sla_minutes", "15")]),
+        (format!("/admin/webhook-endpoints/{ep}/rotate-secret"), vec![]),
+        (format!("/admin/integrations/{integ}/rotate-credential"), vec![]),
+    ] {
+        let mut f = vec![("csrf", csrf.as_str())];
+        f.extend(form);
+        let r = b.post(&path, &f).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(!r.body.contains("whsec_") && !r.body.contains("keel_ik_"), "{path}: no secret");
+    }
+    assert_eq!((endpoints(&t).await.len(), integrations(&t).await.len()), (1, 1), "nothing was created");
+    assert_eq!(api_secret(&t, &ep).await, secret, "the secret is unchanged");
+    let csv = mug_feed(&t).await;
+    assert_eq!(push_csv(&t, &integ, &key, csv).await.status, StatusCode::CREATED, "the credential still works");
+}

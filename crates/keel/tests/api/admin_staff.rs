@@ -13,13 +13,13 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 /// The one-time secret a result page shows.
-fn secret_of(p: &Page) -> String {
+pub fn secret_of(p: &Page) -> String {
     between(&p.body, "<code class=\"secret-value\">", "</code>").expect("a secret on the page")
 }
 
 /// The secret is in the body only: never in a cookie, a redirect or a
 /// cacheable response.
-fn assert_secret_stays_in_body(p: &Page, secret: &str) {
+pub fn assert_secret_stays_in_body(p: &Page, secret: &str) {
     assert!(p.body.contains(secret));
     for v in p.headers.get_all("set-cookie") {
         assert!(!v.to_str().unwrap().contains(secret), "a cookie carries the secret");

@@ -26,7 +26,7 @@ async fn integration(t: &TestApp, name: &str, auth: &str) -> Integration {
     }
 }
 
-fn sign(secret: &str, t: i64, body: &[u8]) -> String {
+pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(format!("{t}.").as_bytes());
     mac.update(body);
