@@ -67,6 +67,18 @@ pub struct NewMovement<'a> {
     pub expected_on_hand: Option<i64>,
 }
 
+/// Where a movement came from, by who made it (callers with a more precise
+/// source, such as a feed's integration, set it themselves).
+fn source_of(actor: &str) -> &'static str {
+    match actor.split_once(':').map(|(kind, _)| kind) {
+        Some("staff") => "admin",
+        Some("system") => "system",
+        Some("customer" | "storefront") => "storefront",
+        Some("provider") => "payment_provider",
+        _ => "api",
+    }
+}
+
 impl<'a> NewMovement<'a> {
     pub fn new(item: &'a str, location: &'a str, kind: MovementKind, quantity: i64, actor: &'a str) -> Self {
         NewMovement {
@@ -76,7 +88,7 @@ impl<'a> NewMovement<'a> {
             quantity,
             reason: None,
             actor,
-            source: "api",
+            source: source_of(actor),
             batch_id: None,
             idempotency_key: None,
             reservation_id: None,

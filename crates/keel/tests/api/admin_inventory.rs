@@ -40,6 +40,11 @@ async fn an_owner_adjusts_stock_and_sees_the_ledger_entry() {
     let p = b.get(&item).await;
     assert!(p.body.contains("Stock adjusted"), "the flash shows once");
     assert!(p.body.contains("shelf count"), "the ledger shows the movement's reason");
+    let ledger = t.get("/inventory/ledger?sku=TEE-M&limit=1").await;
+    let newest = &ledger.body["data"][0];
+    assert_eq!((newest["source"].as_str(), newest["reason"].as_str()), (Some("admin"), Some("Stock count: shelf count")), "{newest}");
+    let first = t.get("/inventory/ledger?sku=TEE-M").await;
+    assert_eq!(first.body["data"].as_array().unwrap().last().unwrap()["source"], "api", "the receive came through the API");
     // A stale figure is refused and changes nothing.
     let r = b
         .post(&format!("{item}/adjust"), &[("csrf", &p.csrf()), ("location_id", &loc), ("reason", "count"), ("quantity", "1"), (&expected_field, "5")])
