@@ -440,7 +440,8 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
                 println!("  Try:      curl -H 'Authorization: Bearer {key}' {base}/api/v1/products");
             }
             if let Some(password) = &demo_owner {
-                println!("  Admin     {base}/admin  {DEMO_OWNER} / {password}  (two-factor enrolment at first sign-in)");
+                let note = if app.staff.require_two_factor { "  (two-factor enrolment at first sign-in)" } else { "" };
+                println!("  Admin     {base}/admin  {DEMO_OWNER} / {password}{note}");
             }
             let mut edge = edge_settings()?;
             edge.https = tls.is_some();
