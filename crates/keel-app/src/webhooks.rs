@@ -812,11 +812,12 @@ impl App {
         with_attempts(&mut conn, rows).await
     }
 
-    /// Per endpoint: messages waiting for a retry after a failed attempt,
-    /// and dead-lettered messages (endpoints with neither are absent).
-    pub async fn webhook_failure_counts(&self) -> Result<BTreeMap<String, (i64, i64)>> {
+    /// Per endpoint (every one, or only `endpoint_id`): messages waiting for
+    /// a retry after a failed attempt, and dead-lettered messages (endpoints
+    /// with neither are absent).
+    pub async fn webhook_failure_counts(&self, endpoint_id: Option<&str>) -> Result<BTreeMap<String, (i64, i64)>> {
         let mut conn = self.store.reader().await?;
-        Ok(db::failure_counts(&mut conn).await?.into_iter().map(|(id, retrying, dead)| (id, (retrying, dead))).collect())
+        Ok(db::failure_counts(&mut conn, endpoint_id).await?.into_iter().map(|(id, retrying, dead)| (id, (retrying, dead))).collect())
     }
 
     pub async fn get_webhook_message(&self, id: &str) -> Result<WebhookMessageView> {

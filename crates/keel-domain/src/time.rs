@@ -21,6 +21,11 @@ pub fn format_utc_minutes(micros: Micros) -> String {
     Utc.timestamp_micros(micros).single().unwrap_or_default().format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
+/// To the second: `2026-12-02 07:51:09 UTC`.
+pub fn format_utc_seconds(micros: Micros) -> String {
+    Utc.timestamp_micros(micros).single().unwrap_or_default().format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
 /// A date typed into a filter (`2026-12-02`) as the start of that day, UTC.
 pub fn parse_date_start(s: &str) -> Option<Micros> {
     let d = chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()?;

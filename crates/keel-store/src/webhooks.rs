@@ -813,14 +813,17 @@ pub async fn message_page(
     rows.iter().map(message_from_row).collect()
 }
 
-/// Per endpoint with any: `(endpoint_id, messages waiting for a retry after
-/// a failed attempt, dead-lettered messages)`.
-pub async fn failure_counts(conn: &mut AnyConnection) -> Result<Vec<(String, i64, i64)>> {
+/// Per endpoint with any (every endpoint, or only `endpoint_id`, which the
+/// per-endpoint status index serves): `(endpoint_id, messages waiting for a
+/// retry after a failed attempt, dead-lettered messages)`.
+pub async fn failure_counts(conn: &mut AnyConnection, endpoint_id: Option<&str>) -> Result<Vec<(String, i64, i64)>> {
     let rows = sqlx::query(
         "SELECT endpoint_id, CAST(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS BIGINT) AS retrying, \
          CAST(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS BIGINT) AS dead \
-         FROM webhook_messages WHERE status = 'failed' OR (status = 'pending' AND attempt_count > 0) GROUP BY endpoint_id",
+         FROM webhook_messages WHERE ($1 IS NULL OR endpoint_id = $1) \
+         AND (status = 'failed' OR (status = 'pending' AND attempt_count > 0)) GROUP BY endpoint_id",
     )
+    .bind(endpoint_id)
     .fetch_all(conn)
     .await?;
     rows.iter().map(|r| Ok((r.try_get("endpoint_id")?, r.try_get("retrying")?, r.try_get("dead")?))).collect()

@@ -2,6 +2,7 @@
 //! read — sales of the last day and week, orders to fulfil, stock running
 //! out, integrations that are not healthy — and their own account.
 
+use super::integrations::health_words;
 use super::{error_page, html, Layout, StaffUser};
 use crate::access::{Access, AdminRoute, Permission};
 use crate::storefront::format_money;
@@ -83,31 +84,15 @@ impl HealthRow {
             "webhook_endpoint" => ("Webhook endpoint", format!("/admin/webhook-endpoints/{}", c.id)),
             _ => ("Event consumer", "/admin/integrations".to_owned()),
         };
+        let (state, state_class) = health_words(c.state);
         HealthRow {
             name: c.name.clone(),
             kind,
-            state: state_word(c.state),
-            state_class: state_class(c.state),
+            state,
+            state_class,
             detail: c.detail.clone().unwrap_or_default(),
             href,
         }
-    }
-}
-
-fn state_word(s: HealthState) -> &'static str {
-    match s {
-        HealthState::Healthy => "Healthy",
-        HealthState::Degraded => "Degraded",
-        HealthState::Stale => "Stale",
-        HealthState::Failing => "Failing",
-    }
-}
-
-fn state_class(s: HealthState) -> &'static str {
-    match s {
-        HealthState::Healthy => "ok",
-        HealthState::Degraded | HealthState::Stale => "warn",
-        HealthState::Failing => "bad",
     }
 }
 
@@ -156,9 +141,10 @@ async fn build(state: &AppState, staff: &StaffUser) -> Result<DashboardPage, App
         let report = app.integration_health(now).await?;
         let mut attention: Vec<&ComponentHealth> = report.components.iter().filter(|c| c.state != HealthState::Healthy).collect();
         attention.sort_by_key(|c| std::cmp::Reverse(c.state));
+        let (overall, overall_class) = health_words(report.status);
         health = Some(Health {
-            overall: state_word(report.status),
-            overall_class: state_class(report.status),
+            overall,
+            overall_class,
             components: plural(report.components.len() as i64, "component"),
             attention: attention.into_iter().map(HealthRow::new).collect(),
         });

@@ -13,9 +13,8 @@ mod create;
 mod webhooks;
 
 use super::paging::{page_number, Pager, PER_PAGE};
-use super::{error_page, html, not_found, when, Layout, StaffUser};
+use super::{error_page, html, not_found, query, when, Layout, StaffUser};
 use crate::access::{Access, AdminRoute, Permission};
-use crate::storefront::form::FormData;
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
@@ -80,14 +79,10 @@ pub fn batch_path(id: &str) -> String {
     format!("/admin/sync-batches/{id}")
 }
 
-fn query(raw: Option<String>) -> FormData {
-    FormData::parse(raw.unwrap_or_default().as_bytes())
-}
-
 // --------------------------------------------------------------- wording ---
 
 /// A health state in words, with its badge class.
-fn health_words(s: HealthState) -> (&'static str, &'static str) {
+pub(super) fn health_words(s: HealthState) -> (&'static str, &'static str) {
     match s {
         HealthState::Healthy => ("Healthy", "ok"),
         HealthState::Degraded => ("Degraded", "warn"),
@@ -265,7 +260,7 @@ async fn overview_page(state: &AppState, staff: &StaffUser, forms: create::Forms
     let app = &state.app;
     let report = app.integration_health(now).await?;
     let stats = app.webhook_endpoint_stats(now).await?;
-    let failures = app.webhook_failure_counts().await?;
+    let failures = app.webhook_failure_counts(None).await?;
     let integrations = app.integration_stats(now).await?;
     let latest: BTreeMap<String, SyncBatchView> =
         app.latest_sync_batches().await?.into_iter().map(|b| (b.integration_id.clone(), b)).collect();

@@ -8,9 +8,9 @@ mod item;
 mod transfers;
 
 use super::paging::{page_number, Pager, PER_PAGE};
-use super::{error_page, html, not_found, see_other, Layout, StaffUser};
+use super::{error_page, html, not_found, query, see_other, Layout, StaffUser};
 use crate::access::{Access, AdminRoute, Permission};
-use crate::storefront::form::{Field, FormData};
+use crate::storefront::form::Field;
 use crate::AppState;
 use askama::Template;
 use axum::extract::{RawQuery, State};
@@ -45,10 +45,6 @@ const LOW_STOCK_DEFAULT: i64 = 5;
 /// The page of one inventory item.
 pub fn item_path(item_id: &str) -> String {
     format!("/admin/inventory/items/{item_id}")
-}
-
-fn query(raw: Option<String>) -> FormData {
-    FormData::parse(raw.unwrap_or_default().as_bytes())
 }
 
 /// "Out of stock" / "Low stock" / "In stock", with its badge class; words,

@@ -511,3 +511,14 @@ fn session_cookie(value: &str, max_age: i64, secure: bool) -> String {
 pub fn when(micros: i64) -> String {
     keel_domain::time::format_utc_minutes(micros)
 }
+
+/// To the second, where several events may fall in one minute (delivery
+/// attempts, audit entries): `2026-12-02 07:51:09 UTC`.
+pub fn when_seconds(micros: i64) -> String {
+    keel_domain::time::format_utc_seconds(micros)
+}
+
+/// A GET form's fields (a list's filters and `page`) from the query string.
+pub fn query(raw: Option<String>) -> FormData {
+    FormData::parse(raw.unwrap_or_default().as_bytes())
+}

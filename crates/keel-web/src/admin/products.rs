@@ -9,10 +9,10 @@ mod edit;
 mod images;
 
 use super::paging::{page_number, Pager, PER_PAGE};
-use super::{error_page, flash, html, Layout, StaffForm, StaffUser, MAX_UPLOAD};
+use super::{error_page, flash, html, query, Layout, StaffForm, StaffUser, MAX_UPLOAD};
 use crate::access::{Access, AdminRoute, Permission};
 use crate::media::{picture_html, Picture};
-use crate::storefront::form::{Errors, Field, FormData, Problem};
+use crate::storefront::form::{Errors, Field, Problem};
 use crate::storefront::{format_money, parse_amount};
 use crate::AppState;
 use askama::Template;
@@ -191,10 +191,6 @@ fn parse_options(text: &str) -> Result<BTreeMap<String, String>, String> {
 /// Options as the form shows them: `Color: Blue, Size: M`.
 fn options_text(options: &BTreeMap<String, String>) -> String {
     options.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
-}
-
-fn query(raw: Option<String>) -> FormData {
-    FormData::parse(raw.unwrap_or_default().as_bytes())
 }
 
 // ------------------------------------------------------------------ list ---

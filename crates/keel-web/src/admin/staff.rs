@@ -14,7 +14,7 @@ mod roles;
 mod users;
 
 use crate::access::{Access, AdminRoute, Permission, Role};
-use crate::storefront::form::FormData;
+use super::query;
 use crate::AppState;
 use axum::routing::{get, post};
 use axum::Router;
@@ -58,10 +58,6 @@ pub fn user_path(user_id: &str) -> String {
 /// Whether an id names a staff user (`usr_…`).
 fn is_staff_id(id: &str) -> bool {
     id.strip_prefix(keel_domain::ids::StaffUserId::PREFIX).is_some_and(|rest| rest.starts_with('_'))
-}
-
-fn query(raw: Option<String>) -> FormData {
-    FormData::parse(raw.unwrap_or_default().as_bytes())
 }
 
 /// A role in words: `catalog_manager` → "Catalog manager".

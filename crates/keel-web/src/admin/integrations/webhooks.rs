@@ -4,6 +4,7 @@
 //! message with its payload and attempts.
 
 use super::{component, duration_words, endpoint_path, health_words, message_path, query, when_text};
+use crate::admin::when_seconds;
 use crate::admin::paging::{page_number, Pager, PER_PAGE};
 use crate::admin::{error_page, flash, html, not_found, when, Layout, StaffForm, StaffUser};
 use crate::storefront::form::{Errors, Field, FormData, Problem};
@@ -27,11 +28,6 @@ const FILTERS: &[(&str, &str, MessageState)] = &[
 
 fn filter_of(value: &str) -> Option<&'static (&'static str, &'static str, MessageState)> {
     FILTERS.iter().find(|(v, _, _)| *v == value)
-}
-
-/// An attempt's time to the second (several attempts may fall in one minute).
-fn when_seconds(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros).map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
 }
 
 /// One delivery attempt as the tables show it.
@@ -194,7 +190,7 @@ async fn endpoint_page(
     let now = now_micros();
     let report = state.app.integration_health(now).await?;
     let stats = state.app.webhook_endpoint_stats(now).await?.into_iter().find(|s| s.id == e.id);
-    let (retrying, dead) = state.app.webhook_failure_counts().await?.get(&e.id).copied().unwrap_or_default();
+    let (retrying, dead) = state.app.webhook_failure_counts(Some(&e.id)).await?.get(&e.id).copied().unwrap_or_default();
     let c = component(&report, "webhook_endpoint", &e.id);
     let (health, health_class) = health_words(c.map_or(HealthState::Healthy, |c| c.state));
     let filter = filter_of(listing.filter);

@@ -3,6 +3,7 @@
 //! are never changed or removed, and no route here writes.
 
 use super::{is_staff_id, query, user_path};
+use crate::admin::when_seconds;
 use crate::admin::{error_page, html, Layout, StaffUser};
 use crate::storefront::form::{Errors, Field, FormData, Problem};
 use crate::AppState;
@@ -103,12 +104,6 @@ struct AuditPage {
     older: Option<String>,
 }
 
-/// An entry's time to the second (the log is read for what happened
-/// when): `2026-12-02 07:51:09 UTC`.
-fn to_seconds(micros: Micros) -> String {
-    chrono::DateTime::from_timestamp_micros(micros).map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
-}
-
 /// "Succeeded (303)", "Refused (403)", "Failed (500)".
 fn status_words(status: i64) -> (String, &'static str) {
     match status {
@@ -154,7 +149,7 @@ fn entry_view(e: &AuditEntryView, emails: &HashMap<String, String>) -> EntryView
         None => target.clone(),
     };
     EntryView {
-        when: parse_rfc3339(&e.occurred_at).map(to_seconds).unwrap_or_else(|| e.occurred_at.clone()),
+        when: parse_rfc3339(&e.occurred_at).map(when_seconds).unwrap_or_else(|| e.occurred_at.clone()),
         actor: actor_words(&e.actor, emails),
         action: e.action.clone(),
         target_href: staff_target.then(|| user_path(&target)),
@@ -266,7 +261,7 @@ mod tests {
         assert_eq!(parse_time("2026-12-02 14:30:05", true), parse_rfc3339("2026-12-02T14:30:05Z"));
         assert_eq!(parse_time("2026-12-02T14:30:00+01:00", false), parse_rfc3339("2026-12-02T13:30:00Z"));
         assert_eq!(parse_time("yesterday", false), None);
-        assert_eq!(to_seconds(parse_rfc3339("2026-12-02T07:51:09.5Z").unwrap()), "2026-12-02 07:51:09 UTC");
+        assert_eq!(when_seconds(parse_rfc3339("2026-12-02T07:51:09.5Z").unwrap()), "2026-12-02 07:51:09 UTC");
     }
 
     #[test]
