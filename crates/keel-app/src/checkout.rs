@@ -19,6 +19,7 @@
 use crate::carts::PricedCart;
 use crate::orders::{create_order_in_tx, OrderView};
 use crate::reservations::{release_in_tx, write_reservation, ReservationInput, LineInput};
+use crate::idempotency::RequestKey;
 use crate::{in_tx, Actor, App, AppError, Result};
 use keel_domain::ids::{CartId, CheckoutId};
 use keel_domain::time::now_micros;
@@ -45,6 +46,8 @@ pub enum CaptureMode {
 pub enum Fault {
     AfterReserve,
     AfterAuthorize,
+    /// The order committed, its capture and the response not yet sent.
+    AfterOrder,
 }
 
 #[derive(Debug, Clone)]
@@ -113,12 +116,27 @@ fn check_ready(cart: &PricedCart, has_methods: bool) -> Result<()> {
 }
 
 impl App {
-    pub async fn complete_cart(&self, actor: &Actor, cart_id: &str, input: CompleteInput) -> Result<OrderView> {
+    /// Checkout. `request_key` names the API request (its Idempotency-Key), so
+    /// the same request retried after a crash — the cart already completed
+    /// by it — gets its order back instead of `cart_completed`.
+    pub async fn complete_cart(
+        &self,
+        actor: &Actor,
+        cart_id: &str,
+        input: CompleteInput,
+        request_key: Option<&RequestKey>,
+    ) -> Result<OrderView> {
         CartId::parse("id", cart_id).map_err(|_| AppError::not_found("cart", cart_id))?;
         check_payment_method(&input.payment_method)?;
         let (cart, has_methods) = {
             let mut conn = self.store.reader().await?;
             let cart = self.priced_cart(&mut conn, cart_id).await?;
+            if let (Some(asked), true) = (request_key, cart.row.status != "open") {
+                if let Some(earlier) = db::checkout_for_request(&mut conn, cart_id, &asked.0).await? {
+                    drop(conn);
+                    return self.earlier_checkout(&earlier).await;
+                }
+            }
             let has_methods = shipping::list_methods(&mut conn)
                 .await?
                 .iter()
@@ -175,6 +193,7 @@ impl App {
                     version: 1,
                     created_at: now,
                     updated_at: now,
+                    request_key: request_key.map(|r| r.0.clone()),
                 };
                 db::insert_checkout(&mut tx, &checkout).await?;
                 Ok(checkout)
@@ -218,6 +237,7 @@ impl App {
 
         // 3. The order.
         let order = self.finish_checkout(&checkout, &payment, actor).await?;
+        crash_if(&self.checkout, Fault::AfterOrder);
         // 4. Capture now, if configured; a failure leaves the order authorized.
         if self.checkout.capture == CaptureMode::Order {
             match self.capture_order(actor, &order.id, None).await {
@@ -226,6 +246,24 @@ impl App {
             }
         }
         Ok(order)
+    }
+
+    /// The answer to a checkout request seen before: its order once there
+    /// is one; while it is still being settled, a 409 to retry shortly.
+    async fn earlier_checkout(&self, earlier: &CheckoutRow) -> Result<OrderView> {
+        match (&earlier.order_id, earlier.status.as_str()) {
+            (Some(order_id), _) => self.get_order(order_id).await,
+            (None, "failed") => Err(AppError::conflict(
+                "checkout_failed",
+                format!("this request's checkout failed ({}); the cart is open again", earlier.failure_code.as_deref().unwrap_or("payment")),
+                None,
+            )),
+            (None, _) => Err(AppError::conflict(
+                "checkout_in_progress",
+                "this request's checkout is still being settled; retry shortly",
+                None,
+            )),
+        }
     }
 
     /// Creates the order for an authorized checkout, or, if its reservation

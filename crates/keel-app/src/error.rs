@@ -52,6 +52,15 @@ impl AppError {
         }
     }
 
+    /// The database as a whole is out of service (full, unreachable, busy):
+    /// callers answer "come back later" rather than "internal error".
+    pub fn outage(&self) -> Option<keel_store::Outage> {
+        match self {
+            AppError::Store(e) => e.outage(),
+            _ => None,
+        }
+    }
+
     pub fn not_found(resource: &'static str, id: impl Into<String>) -> Self {
         AppError::NotFound { resource, id: id.into(), param: None }
     }

@@ -20,6 +20,7 @@ pub mod idempotency;
 pub mod images;
 pub mod inventory;
 pub mod locations;
+pub mod node;
 pub mod orders;
 pub mod payments;
 pub mod purge;
@@ -34,7 +35,7 @@ pub mod webhooks;
 pub mod workers;
 
 pub use error::AppError;
-pub use keel_store::{Backend, Location, PoolSizes, Store};
+pub use keel_store::{Backend, Location, Outage, PoolSizes, Store};
 
 use std::time::Duration;
 
@@ -63,6 +64,8 @@ pub struct App {
     pub media: images::Media,
     /// Staff sign-in policy (two-factor requirement).
     pub staff: staff::StaffConfig,
+    /// This process: its lease, job heartbeats and storage state.
+    pub node: std::sync::Arc<node::Node>,
 }
 
 impl App {
@@ -84,6 +87,7 @@ impl App {
             cache: std::sync::Arc::new(purge::CacheRuntime::new(purge::PurgeConfig::default())),
             media: images::Media::new("keel-data/media"),
             staff: staff::StaffConfig::default(),
+            node: std::sync::Arc::new(node::Node::new()),
         }
     }
 
@@ -108,9 +112,15 @@ impl App {
         self
     }
 
+    /// `keel check`: the store's invariants, and recent orders' payment
+    /// states against the provider's.
     pub async fn check(&self) -> Result<keel_store::check::Report> {
-        let mut conn = self.store.reader().await?;
-        Ok(keel_store::check::run(&mut conn).await?)
+        let mut report = {
+            let mut conn = self.store.reader().await?;
+            keel_store::check::run(&mut conn).await?
+        };
+        report.problems.extend(self.check_payments(keel_domain::time::now_micros()).await?);
+        Ok(report)
     }
 }
 
@@ -142,7 +152,13 @@ macro_rules! in_tx {
                     attempt += 1;
                     $crate::backoff(attempt).await;
                 }
-                other => break other,
+                other => {
+                    $app.node.observe_write(match &other {
+                        Ok(_) => Ok(()),
+                        Err(e) => Err(e.outage()),
+                    });
+                    break other;
+                }
             }
         }
     }};

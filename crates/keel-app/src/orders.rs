@@ -3,6 +3,7 @@
 //! the order's aggregate, which is also its timeline.
 
 pub mod admin;
+pub mod capture;
 
 use crate::carts::{Address, TotalsView};
 use crate::reservations::{commit_in_tx, release_in_tx};
@@ -539,6 +540,9 @@ pub(crate) async fn create_order_in_tx(
         })
         .collect();
     db::insert_order(tx, &order, &lines).await?;
+    if app.checkout.capture == crate::checkout::CaptureMode::Order && order.payment_status == "authorized" {
+        keel_store::captures::insert_due(tx, &order.id, now + capture::CAPTURE_GRACE_MICROS).await?;
+    }
     let mut closed = r.clone();
     closed.status = "completed".into();
     closed.order_id = Some(order.id.clone());

@@ -32,6 +32,20 @@ pub fn spawn_all(app: App, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()
                 async move { app.recover_checkouts(now_micros()).await }
             }
         }),
+        spawn_every("payment-capture", Duration::from_secs(1), shutdown.clone(), {
+            let app = app.clone();
+            move || {
+                let app = app.clone();
+                async move { app.run_due_captures(now_micros()).await }
+            }
+        }),
+        spawn_every("payment-reconciliation", Duration::from_secs(60), shutdown.clone(), {
+            let app = app.clone();
+            move || {
+                let app = app.clone();
+                async move { app.reconcile_payments(now_micros()).await }
+            }
+        }),
         spawn_every("cart-expiry", Duration::from_secs(60), shutdown.clone(), {
             let app = app.clone();
             move || {
@@ -53,11 +67,36 @@ pub fn spawn_all(app: App, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()
                 async move { app.disable_stale_staff(now_micros()).await }
             }
         }),
-        spawn_every("idempotency-purge", Duration::from_secs(3600), shutdown, move || {
+        spawn_every("node-lease", Duration::from_secs(5), shutdown.clone(), {
             let app = app.clone();
-            async move { app.purge_idempotency_keys(now_micros() - IDEMPOTENCY_RETENTION_MICROS).await }
+            move || {
+                let app = app.clone();
+                async move { app.renew_node_lease(now_micros()).await }
+            }
+        }),
+        spawn_every("storage-alerts", Duration::from_secs(5), shutdown.clone(), {
+            let app = app.clone();
+            move || {
+                let app = app.clone();
+                async move { app.record_storage_alerts(now_micros()).await }
+            }
+        }),
+        spawn_every("owed-releases", Duration::from_secs(1), shutdown.clone(), {
+            let app = app.clone();
+            move || {
+                let app = app.clone();
+                async move { app.pay_owed_releases().await }
+            }
+        }),
+        spawn_every("idempotency-purge", Duration::from_secs(3600), shutdown, {
+            let app = app.clone();
+            move || {
+                let app = app.clone();
+                async move { app.purge_idempotency_keys(now_micros() - IDEMPOTENCY_RETENTION_MICROS).await }
+            }
         }),
     ]);
+    app.node.watch_jobs(jobs.iter().map(JoinHandle::abort_handle));
     jobs
 }
 

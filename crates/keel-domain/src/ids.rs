@@ -112,3 +112,8 @@ mod tests {
     }
 }
 prefixed_id!(StaffUserId, "usr");
+prefixed_id!(
+    /// A serving process, for the lease that tells live claims from dead ones.
+    NodeId,
+    "node"
+);

@@ -12,9 +12,50 @@ pub enum StoreError {
     Io(String),
     #[error("migration {version} was changed after it was applied")]
     MigrationChanged { version: i64 },
+    #[error("the database cannot be reached")]
+    Unreachable,
+}
+
+/// Failures of the database as a whole rather than of one request: the
+/// client should come back later, and the answer says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// No space left for the database (SQLITE_FULL, PostgreSQL 53100).
+    StorageFull,
+    /// The database cannot be reached or is shutting down.
+    Unavailable,
+    /// Every connection is busy (the pool's wait ran out).
+    Busy,
 }
 
 impl StoreError {
+    /// Whether this error means the database itself is out of service.
+    pub fn outage(&self) -> Option<Outage> {
+        let e = match self {
+            StoreError::Db(e) => e,
+            StoreError::Unreachable => return Some(Outage::Unavailable),
+            _ => return None,
+        };
+        match e {
+            sqlx::Error::PoolTimedOut => Some(Outage::Busy),
+            sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed | sqlx::Error::Tls(_) => {
+                Some(Outage::Unavailable)
+            }
+            sqlx::Error::Database(db) => {
+                let code = db.code();
+                let code = code.as_deref().unwrap_or("");
+                if code == "53100" || code.parse::<i64>().is_ok_and(|c| c & 0xff == 13) {
+                    Some(Outage::StorageFull)
+                } else if code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300") {
+                    Some(Outage::Unavailable)
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
     /// Lock and serialization failures that a retry of the whole transaction
     /// can fix: SQLITE_BUSY/LOCKED, PostgreSQL 40001, 40P01 and 55P03.
     pub fn is_transient(&self) -> bool {

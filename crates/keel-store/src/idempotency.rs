@@ -23,13 +23,17 @@ pub struct Request<'a> {
     pub request_hash: &'a str,
 }
 
-/// A claim left unfinished this long (a crashed node) may be taken over.
+/// A claim without a known owner (made before owners were recorded) left
+/// unfinished this long may be taken over.
 pub const STALE_CLAIM_MICROS: i64 = 60_000_000;
 
-pub async fn claim(conn: &mut AnyConnection, r: &Request<'_>, now: i64) -> Result<Claim> {
+/// Claims the key for `owner` (this process's node id). An unfinished claim
+/// whose owner no longer holds a live lease (see [`crate::nodes`]) is taken
+/// over at once: its process died, so nothing else will finish it.
+pub async fn claim(conn: &mut AnyConnection, r: &Request<'_>, owner: &str, now: i64) -> Result<Claim> {
     let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (scope, key, method, path, request_hash, status, response_body, created_at) \
-         VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6) ON CONFLICT (scope, key) DO NOTHING",
+        "INSERT INTO idempotency_keys (scope, key, method, path, request_hash, status, response_body, created_at, owner) \
+         VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6, $7) ON CONFLICT (scope, key) DO NOTHING",
     )
     .bind(r.scope)
     .bind(r.key)
@@ -37,6 +41,7 @@ pub async fn claim(conn: &mut AnyConnection, r: &Request<'_>, now: i64) -> Resul
     .bind(r.path)
     .bind(r.request_hash)
     .bind(now)
+    .bind(owner)
     .execute(&mut *conn)
     .await?;
     if inserted.rows_affected() == 1 {
@@ -65,13 +70,15 @@ pub async fn claim(conn: &mut AnyConnection, r: &Request<'_>, now: i64) -> Resul
         }),
         None => {
             let taken = sqlx::query(
-                "UPDATE idempotency_keys SET created_at = $3 WHERE scope = $1 AND key = $2 AND status IS NULL \
-                 AND created_at < $4",
+                "UPDATE idempotency_keys SET created_at = $3, owner = $5 WHERE scope = $1 AND key = $2 AND status IS NULL \
+                 AND CASE WHEN owner IS NULL THEN created_at < $4 \
+                 ELSE NOT EXISTS (SELECT 1 FROM node_leases n WHERE n.node_id = idempotency_keys.owner AND n.expires_at >= $3) END",
             )
             .bind(r.scope)
             .bind(r.key)
             .bind(now)
             .bind(now - STALE_CLAIM_MICROS)
+            .bind(owner)
             .execute(conn)
             .await?;
             Ok(if taken.rows_affected() == 1 { Claim::New } else { Claim::InFlight })

@@ -7,6 +7,7 @@ pub mod apikeys;
 pub mod audit;
 pub mod backup;
 pub mod batch;
+pub mod captures;
 pub mod carts;
 pub mod catalog;
 pub mod check;
@@ -21,6 +22,7 @@ pub mod images;
 pub mod inventory;
 pub mod locations;
 pub mod migrate;
+pub mod nodes;
 pub mod orders;
 pub mod outbox;
 pub mod purge;
@@ -29,6 +31,7 @@ pub mod sessions;
 pub mod search;
 pub mod shipping;
 pub mod staff;
+mod tx;
 pub mod webhooks;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -38,11 +41,11 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use error::StoreError;
+pub use error::{Outage, StoreError};
 pub use sqlx::AnyConnection as Conn;
 pub use sqlx::Error as SqlxError;
 
-pub type Tx = sqlx::Transaction<'static, Any>;
+pub use tx::Tx;
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +134,7 @@ impl Store {
                 let opts = AnyConnectOptions::from_str(url)?.disable_statement_logging();
                 let pool = AnyPoolOptions::new()
                     .max_connections(sizes.postgres)
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(Duration::from_secs(5))
                     .connect_with(opts)
                     .await?;
                 Ok(Store { write: pool.clone(), read: pool, backend: Backend::Postgres })
@@ -166,12 +169,12 @@ impl Store {
 
     /// Starts a write transaction. Callers retry on [`StoreError::is_transient`].
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(self.write.begin().await?)
+        Tx::begin(self.write.acquire().await.map_err(|e| waited_out(&self.write, e))?).await
     }
 
     /// A connection for reads outside any transaction.
     pub async fn reader(&self) -> Result<PoolConnection<Any>> {
-        Ok(self.read.acquire().await?)
+        self.read.acquire().await.map_err(|e| waited_out(&self.read, e))
     }
 
     pub async fn migrate(&self) -> Result<Vec<String>> {
@@ -202,6 +205,16 @@ impl Store {
         }
         result?;
         Ok(())
+    }
+}
+
+/// A wait for a connection that ran out with no connection open at all is
+/// a database that cannot be reached (sqlx keeps retrying a refused
+/// connection until the wait ends), not a busy pool.
+fn waited_out(pool: &AnyPool, e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::PoolTimedOut if pool.size() == 0 => StoreError::Unreachable,
+        e => e.into(),
     }
 }
 

@@ -90,6 +90,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0014_console_indexes.sql"),
         postgres: include_str!("../migrations/postgres/0014_console_indexes.sql"),
     },
+    Migration {
+        version: 15,
+        name: "durability",
+        sqlite: include_str!("../migrations/sqlite/0015_durability.sql"),
+        postgres: include_str!("../migrations/postgres/0015_durability.sql"),
+    },
 ];
 
 /// FNV-1a: a stable fingerprint, not a security measure.
@@ -146,6 +152,12 @@ pub async fn run(conn: &mut AnyConnection, backend: Backend) -> Result<Vec<Strin
         tx.commit().await?;
     }
     Ok(applied)
+}
+
+/// The newest migration applied to this database (0 before any).
+pub async fn applied_version(conn: &mut AnyConnection) -> Result<i64> {
+    let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM keel_migrations").fetch_one(conn).await?;
+    Ok(v.unwrap_or(0))
 }
 
 /// The newest migration version this binary knows.

@@ -23,10 +23,12 @@ pub struct CheckoutRow {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The request that started it (hashed API key scope + Idempotency-Key).
+    pub request_key: Option<String>,
 }
 
 const CHECKOUT_COLUMNS: &str = "id, cart_id, status, reservation_id, payment_provider, payment_method, payment_id, \
-     amount, currency, order_id, failure_code, failure_message, lease_until, version, created_at, updated_at";
+     amount, currency, order_id, failure_code, failure_message, lease_until, version, created_at, updated_at, request_key";
 
 fn checkout_from_row(r: &AnyRow) -> Result<CheckoutRow> {
     Ok(CheckoutRow {
@@ -46,12 +48,13 @@ fn checkout_from_row(r: &AnyRow) -> Result<CheckoutRow> {
         version: r.try_get("version")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        request_key: r.try_get("request_key")?,
     })
 }
 
 pub async fn insert_checkout(conn: &mut AnyConnection, c: &CheckoutRow) -> Result<()> {
     sqlx::query(&format!(
-        "INSERT INTO checkouts ({CHECKOUT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        "INSERT INTO checkouts ({CHECKOUT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     ))
     .bind(&c.id)
     .bind(&c.cart_id)
@@ -69,9 +72,22 @@ pub async fn insert_checkout(conn: &mut AnyConnection, c: &CheckoutRow) -> Resul
     .bind(c.version)
     .bind(c.created_at)
     .bind(c.updated_at)
+    .bind(&c.request_key)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The newest checkout of `cart_id` started by the request `request_key`.
+pub async fn checkout_for_request(conn: &mut AnyConnection, cart_id: &str, request_key: &str) -> Result<Option<CheckoutRow>> {
+    let row = sqlx::query(&format!(
+        "SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE cart_id = $1 AND request_key = $2 ORDER BY created_at DESC LIMIT 1"
+    ))
+    .bind(cart_id)
+    .bind(request_key)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(checkout_from_row).transpose()
 }
 
 /// Moves a checkout from `from` to the row's status and fields; `false` when

@@ -122,6 +122,7 @@ pub struct TestApp {
     pub key: String,
     pub http: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
+    addr: std::net::SocketAddr,
 }
 
 impl Drop for TestApp {
@@ -170,7 +171,15 @@ async fn spawn_full(db: TestDb, configure: impl FnOnce(App) -> App, edge: keel_w
         let _ = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
     });
     let http = reqwest::Client::builder().pool_max_idle_per_host(512).build().expect("client");
-    TestApp { db, app, base: format!("http://{addr}"), key, http, server }
+    TestApp { db, app, base: format!("http://{addr}"), key, http, server, addr }
+}
+
+/// Serves `app` on `listener` until aborted.
+fn serve(app: &App, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
+    let router = keel_web::router(keel_web::AppState::new(app.clone()));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
+    })
 }
 
 /// A response as tests look at it.
@@ -192,6 +201,18 @@ impl Res {
 }
 
 impl TestApp {
+    /// Stops the server and closes its database as a process exit would,
+    /// then starts a new app on the same database and address (default
+    /// settings; the API key is kept).
+    pub async fn restart(&mut self) {
+        self.server.abort();
+        let _ = (&mut self.server).await;
+        self.app.store.close().await;
+        self.app = self.db.open().await;
+        let listener = tokio::net::TcpListener::bind(self.addr).await.expect("rebind the same port");
+        self.server = serve(&self.app, listener);
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/api/v1{}", self.base, path)
     }

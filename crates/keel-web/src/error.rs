@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keel_app::AppError;
+use keel_app::Outage;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -75,8 +76,39 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "resource_missing", message)
     }
 
+    /// The database is full, unreachable or saturated: 507 or 503 with a
+    /// `Retry-After`, never a 500 — nothing was written, and a retry later
+    /// can succeed. Logged here, once, for every front door.
+    pub fn outage(outage: Outage, cause: &dyn std::error::Error) -> Self {
+        let (status, code, message, retry) = outage_answer(outage);
+        tracing::warn!(error = %cause, cause = ?cause.source(), code, "database outage");
+        let mut e = ApiError::new(status, "api_error", code, message);
+        e.retry_after = retry;
+        e
+    }
+
     pub fn internal() -> Self {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "api_error", "internal_error", "an internal error occurred; it has been logged")
+    }
+}
+
+/// Status, code, message and `Retry-After` seconds for each kind of outage,
+/// shared by the API and the HTML pages.
+pub fn outage_answer(outage: Outage) -> (StatusCode, &'static str, &'static str, u16) {
+    match outage {
+        Outage::StorageFull => (
+            StatusCode::INSUFFICIENT_STORAGE,
+            "storage_full",
+            "the database has no space left; nothing was saved, retry later",
+            30,
+        ),
+        Outage::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the database is unavailable; nothing was saved, retry shortly",
+            5,
+        ),
+        Outage::Busy => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the service is busy; retry shortly", 1),
     }
 }
 
@@ -112,14 +144,13 @@ impl From<AppError> for ApiError {
                 "concurrent_update",
                 "the resource changed concurrently; retry the request",
             ),
-            AppError::Store(err) => {
-                if let keel_store::StoreError::Db(keel_store::SqlxError::PoolTimedOut) = &err {
-                    tracing::warn!("database pool exhausted");
-                    return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "api_error", "overloaded", "the service is busy; retry shortly");
+            AppError::Store(err) => match err.outage() {
+                Some(outage) => ApiError::outage(outage, &err),
+                None => {
+                    tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "storage error");
+                    ApiError::internal()
                 }
-                tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "storage error");
-                ApiError::internal()
-            }
+            },
         }
     }
 }

@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use keel_app::apikeys::Principal;
-use keel_app::idempotency::{Claim, Request as KeyRequest};
+use keel_app::idempotency::{Claim, Request as KeyRequest, RequestKey};
 use sha2::{Digest, Sha256};
 
 pub const HEADER: &str = "idempotency-key";
@@ -87,7 +87,18 @@ pub async fn idempotent_posts(State(state): State<AppState>, req: Request, next:
             res
         }
         Ok(Claim::New) => {
-            let res = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+            let mut req = Request::from_parts(parts, Body::from(bytes));
+            req.extensions_mut().insert(RequestKey::new(&scope, &key));
+            // The request runs to the end even if the client goes away, so
+            // its claim is always completed or released: a write that
+            // committed is never re-run by a retry.
+            let res = match tokio::spawn(next.run(req)).await {
+                Ok(res) => res,
+                Err(e) => {
+                    tracing::error!(error = %e, "request task failed");
+                    ApiError::internal().into_response()
+                }
+            };
             let (mut parts, body) = res.into_parts();
             let bytes = match to_bytes(body, MAX_STORED_RESPONSE).await {
                 Ok(b) => b,

@@ -18,7 +18,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod storefront;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -79,6 +79,7 @@ pub fn router(state: AppState) -> Router {
             get(metrics::serve).layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key)),
         )
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .merge(hooks::router())
         .merge(media::router())
         .merge(api::integrations::hooks_router())
@@ -95,15 +96,31 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Liveness: the process answers. Load balancers route on `/readyz`.
 async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Readiness: the database answers with the migrations this binary needs,
+/// the disk takes writes, and every background job is running; else 503
+/// with `Retry-After`, so a load balancer sends traffic elsewhere.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let r = state.app.readiness().await;
+    let body = serde_json::json!({ "status": if r.ready { "ready" } else { "not_ready" }, "checks": r });
+    let mut res = Json(body).into_response();
+    res.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    if !r.ready {
+        *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        res.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(5));
+    }
+    res
 }
 
 /// Unknown paths: a JSON error for machine routes, the storefront's 404 page
 /// for everything else.
 async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
     let path = uri.path();
-    let machine = ["/api/", "/hooks/", "/metrics", "/healthz"].iter().any(|p| path.starts_with(p));
+    let machine = ["/api/", "/hooks/", "/metrics", "/healthz", "/readyz"].iter().any(|p| path.starts_with(p));
     if machine {
         ApiError::not_found("no such route").into_response()
     } else {

@@ -110,7 +110,7 @@ fn too_many(wait: Duration, what: &str) -> Response {
 /// Outermost layer: per client address.
 pub async fn per_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(limiter) = &state.limiters.ip {
-        if req.uri().path() != "/healthz" {
+        if !matches!(req.uri().path(), "/healthz" | "/readyz") {
             if let Some(ip) = client_ip(&req, state.edge.trust_proxy) {
                 if let Err(wait) = limiter.check(&ip) {
                     return too_many(wait, "from this address");

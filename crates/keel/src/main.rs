@@ -230,7 +230,7 @@ fn payments_config() -> Result<Option<keel_app::payments::PaymentsConfig>, AnyEr
 }
 
 /// `KEEL_CAPTURE=order|fulfillment`, `KEEL_CHECKOUT_LEASE_SECONDS`, and the
-/// test-only crash switch `KEEL_FAULT=after_reserve|after_authorize`.
+/// test-only crash switch `KEEL_FAULT=after_reserve|after_authorize|after_order`.
 fn checkout_config() -> Result<keel_app::checkout::CheckoutConfig, AnyError> {
     use keel_app::checkout::{CaptureMode, CheckoutConfig, Fault};
     let capture = match env("KEEL_CAPTURE").as_deref() {
@@ -247,6 +247,7 @@ fn checkout_config() -> Result<keel_app::checkout::CheckoutConfig, AnyError> {
         None => None,
         Some("after_reserve") => Some(Fault::AfterReserve),
         Some("after_authorize") => Some(Fault::AfterAuthorize),
+        Some("after_order") => Some(Fault::AfterOrder),
         Some(other) => return Err(format!("unknown KEEL_FAULT `{other}`").into()),
     };
     if c.fault.is_some() {
@@ -403,6 +404,9 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
         Command::Serve { listen, demo, no_workers, tls_cert, tls_key, redirect_http } => {
             let _serve_lock = backup::hold_serve_lock(&Location::resolve(cli.database_url.as_deref(), &cli.data_dir))?;
             let app = open(&cli).await?;
+            if app.store.backend() == keel_app::Backend::Sqlite {
+                app.end_other_leases().await?;
+            }
             let mut demo_key = None;
             let mut demo_owner = None;
             if *demo {
@@ -483,6 +487,9 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             }
             for w in workers {
                 let _ = w.await;
+            }
+            if let Err(e) = app.release_node_lease().await {
+                tracing::warn!(error = %e, "could not give up this process's lease; it expires by itself");
             }
             app.store.close().await;
             tracing::info!("stopped");

@@ -430,8 +430,24 @@ pub fn message(status: StatusCode, title: &'static str, message: impl Into<Strin
 }
 
 pub fn server_error(e: &AppError) -> Response {
+    if let Some(outage) = e.outage() {
+        return outage_page(outage, e);
+    }
     tracing::error!(error = %e, cause = ?std::error::Error::source(e), "admin request failed");
     message(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "The error has been logged. Try again.")
+}
+
+/// The database is full or unreachable: say so, with `Retry-After`.
+fn outage_page(outage: keel_app::Outage, e: &AppError) -> Response {
+    let (status, code, _, retry) = crate::error::outage_answer(outage);
+    tracing::warn!(error = %e, cause = ?std::error::Error::source(e), code, "database outage");
+    let text = match outage {
+        keel_app::Outage::StorageFull => "The database has no space left, so nothing was saved. Try again once space is freed.",
+        _ => "The database is unavailable, so nothing was saved. Try again shortly.",
+    };
+    let mut r = message(status, "Service unavailable", text);
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
+    r
 }
 
 /// The page for an error a handler does not answer with a re-rendered form:

@@ -5,9 +5,10 @@ use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use keel_app::carts::{CartChanges, CartLineChanges, CartLineInput, CartView, NewCart};
 use keel_app::checkout::CompleteInput;
+use keel_app::idempotency::RequestKey;
 use keel_app::orders::OrderView;
 use keel_app::shipping::ShippingMethodView;
 use keel_app::views::Page;
@@ -78,8 +79,15 @@ pub async fn shipping_methods(State(s): State<AppState>, _key: ApiKey, Path(id):
 #[utoipa::path(post, path = "/carts/{id}/complete", tag = "checkout", params(("id" = String, Path)), request_body = CompleteInput,
     responses((status = 201, description = "The order", body = OrderView),
               (status = 402, description = "card_declined (with decline_code) or payment_method_invalid; the stock is released", body = ErrorEnvelope),
-              (status = 409, description = "insufficient_stock, cart_not_open, cart_completed, cart_changed, payment_unavailable", body = ErrorEnvelope),
+              (status = 409, description = "insufficient_stock, cart_not_open, cart_completed, cart_changed, payment_unavailable; with the Idempotency-Key of an earlier attempt whose process stopped: checkout_in_progress (retry shortly) or checkout_failed", body = ErrorEnvelope),
               (status = 422, body = ErrorEnvelope)))]
-pub async fn complete(State(s): State<AppState>, key: ApiKey, Path(id): Path<String>, JsonBody(input): JsonBody<CompleteInput>) -> ApiResult<(StatusCode, Json<OrderView>)> {
-    Ok((StatusCode::CREATED, Json(s.app.complete_cart(&key.actor(), &id, input).await?)))
+pub async fn complete(
+    State(s): State<AppState>,
+    key: ApiKey,
+    Path(id): Path<String>,
+    request: Option<Extension<RequestKey>>,
+    JsonBody(input): JsonBody<CompleteInput>,
+) -> ApiResult<(StatusCode, Json<OrderView>)> {
+    let request = request.map(|Extension(r)| r);
+    Ok((StatusCode::CREATED, Json(s.app.complete_cart(&key.actor(), &id, input, request.as_ref()).await?)))
 }

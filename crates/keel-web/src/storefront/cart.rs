@@ -3,7 +3,7 @@
 
 use super::form::{self, FormData, Problem};
 use super::session::Visitor;
-use super::{csrf, format_money, respond, server_error, Cache, Page, Shell};
+use super::{csrf, format_money, respond, Cache, Page, Shell};
 use crate::AppState;
 use askama::Template;
 use axum::body::Bytes;
@@ -87,8 +87,7 @@ pub async fn open_cart(app: &App, visitor: &Visitor) -> Result<Option<CartView>,
 
 /// Logs an unexpected failure and answers with the error page.
 pub fn failed(headers: &HeaderMap, what: &str, e: AppError) -> Response {
-    tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "storefront: {what} failed");
-    server_error(headers)
+    super::unexpected(headers, what, &e)
 }
 
 #[derive(Template)]

@@ -440,7 +440,7 @@ pub async fn complete(State(s): State<AppState>, headers: HeaderMap, visitor: Vi
         errors.link("#summary", "Your cart changed since this page was shown. Check the order summary and place your order again.");
     } else {
         let input = CompleteInput { payment_method: payment.clone() };
-        match s.app.complete_cart(&visitor.actor(), &cart.id, input).await {
+        match s.app.complete_cart(&visitor.actor(), &cart.id, input, None).await {
             Ok(order) => {
                 if let Err(e) = s.app.grant_session_order(&session, &order.id, OrderAccess::Placed).await {
                     return failed(&headers, "recording an order for the session", e);

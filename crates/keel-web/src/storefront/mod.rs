@@ -135,11 +135,30 @@ impl Settings {
 pub fn failure(request: &HeaderMap, what: &str, e: AppError) -> Response {
     match e {
         AppError::NotFound { .. } => not_found(request),
-        e => {
-            tracing::error!(error = ?e, page = what, "storefront page failed");
-            server_error(request)
-        }
+        e => unexpected(request, what, &e),
     }
+}
+
+/// Any failure but "not found": an outage of the database is answered as
+/// such (507 or 503 with `Retry-After`), anything else is logged once and
+/// answered with the generic error page.
+pub fn unexpected(request: &HeaderMap, what: &str, e: &AppError) -> Response {
+    if let Some(outage) = e.outage() {
+        let (status, code, _, retry) = crate::error::outage_answer(outage);
+        tracing::warn!(error = %e, cause = ?std::error::Error::source(e), code, page = what, "database outage");
+        let mut shell = Shell::new("Please try again shortly", "The shop cannot save anything right now.");
+        shell.noindex = true;
+        let page = ErrorPage {
+            shell,
+            heading: "Please try again shortly",
+            message: "The shop cannot save or load this right now. Nothing was charged or changed. Please try again in a minute.",
+        };
+        let mut r = respond(request, Page::render(&page, Cache::Private).status(status));
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
+        return r;
+    }
+    tracing::error!(error = %e, cause = ?std::error::Error::source(e), page = what, "storefront page failed");
+    server_error(request)
 }
 
 /// The one stylesheet, inlined in every page: it is small enough that a

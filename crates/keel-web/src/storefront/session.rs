@@ -6,7 +6,6 @@
 //! catalog pages stay cacheable. A session is created only when something
 //! must be kept (a cart line, a sign-in, a form that needs a CSRF token).
 
-use super::server_error;
 use crate::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::header::{self, HeaderMap, HeaderValue};
@@ -131,10 +130,7 @@ impl FromRequestParts<AppState> for Visitor {
             // Unknown or expired: forget it (the cookie is cleared if this
             // response sets any session state; otherwise it is harmless).
             Ok(None) => Ok(Visitor { session: None, cookie: None, secure }),
-            Err(e) => {
-                tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "loading a storefront session failed");
-                Err(server_error(&parts.headers))
-            }
+            Err(e) => Err(super::unexpected(&parts.headers, "loading the session", &e)),
         }
     }
 }

@@ -160,3 +160,91 @@ async fn crash_between_reserve_and_authorize_releases_the_stock() {
     let report = db.open().await.check().await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
+
+/// The order committed, then the process died before answering: the same
+/// request retried (same Idempotency-Key and body) gets that order back at
+/// once — not `idempotency_key_in_use`, not `cart_completed` — and the
+/// payment is captured, once.
+#[tokio::test]
+async fn a_checkout_retried_after_a_crash_gets_its_original_order() {
+    let db = TestDb::fresh().await;
+    let (cart, loc, key) = fixture(&db).await;
+    let complete = |s: &Server| {
+        reqwest::Client::new()
+            .post(format!("{}/api/v1/carts/{cart}/complete", s.base))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", "checkout-retry-1")
+            .json(&json!({"payment_method": "tok_visa"}))
+            .send()
+    };
+    let mut s = start(&db, Some("after_order")).await;
+    assert!(complete(&s).await.is_err(), "the process should have died mid-request");
+    assert_eq!(s.child.wait().unwrap().code(), Some(86));
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM orders").await, 1, "the order committed before the crash");
+
+    let s = start(&db, None).await;
+    // On SQLite the restarted process is the only one, so the dead one's
+    // claim is free at once; on PostgreSQL other nodes may live, so it is
+    // free when the dead process's lease runs out (at most 15 s).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let r = loop {
+        let r = complete(&s).await.unwrap();
+        if r.status() != reqwest::StatusCode::CONFLICT || keel_testkit::postgres_url().is_none() || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let status = r.status();
+    let order: Value = r.json().await.unwrap();
+    assert_eq!(status, reqwest::StatusCode::CREATED, "the retry gets the original answer: {order}");
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    assert_eq!(db.scalar(&format!("SELECT COUNT(*) FROM orders WHERE id = '{order_id}'")).await, 1);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM orders").await, 1, "no second order");
+    // Replayed from then on.
+    let again = complete(&s).await.unwrap();
+    assert_eq!(again.status(), reqwest::StatusCode::CREATED);
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], order_id.as_str());
+
+    // The capture the crash skipped happens anyway.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let paid = loop {
+        let o = get(&s, &key, &format!("/orders/{order_id}")).await;
+        if o["payment_status"] != "authorized" || Instant::now() >= deadline {
+            break o;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(paid["payment_status"], "captured", "{paid}");
+    let level = get(&s, &key, &format!("/inventory/levels?sku=CRASH&location_id={loc}")).await;
+    assert_eq!(level["data"][0]["reserved"].as_i64(), Some(2));
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM test_payments WHERE key LIKE 'payment:%'").await, 1, "one charge");
+    let report = db.open().await.check().await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// The provider captured but Keel never recorded it (a crash between the
+/// two, or a capture made at the provider's dashboard): `keel check` names
+/// the order, and reconciliation records the capture.
+#[tokio::test]
+async fn reconciliation_records_a_capture_only_the_provider_knows() {
+    use keel_app::checkout::{CaptureMode, CheckoutConfig};
+    let db = TestDb::fresh().await;
+    let (cart, _, _) = fixture(&db).await;
+    let app = db.open().await.with_checkout(CheckoutConfig { capture: CaptureMode::Fulfillment, ..CheckoutConfig::default() });
+    let actor = Actor::system("test");
+    let order = app.complete_cart(&actor, &cart, v(json!({"payment_method": "tok_visa"})), None).await.unwrap();
+    assert_eq!(order.payment_status, "authorized");
+    let payment_id = order.payment.id.clone().unwrap();
+    app.payments.capture(&payment_id, None, "captured-elsewhere").await.unwrap();
+
+    let later = keel_domain::time::now_micros() + 60_000_000;
+    let problems = app.check_payments(later).await.unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!((problems[0].check, problems[0].subject.as_str()), ("payment_state", order.id.as_str()));
+
+    assert_eq!(app.reconcile_payments(later).await.unwrap(), 1);
+    let repaired = app.get_order(&order.id).await.unwrap();
+    assert_eq!((repaired.payment_status.as_str(), repaired.payment.amount_captured), ("captured", 5400));
+    assert!(app.check_payments(later + 60_000_000).await.unwrap().is_empty());
+    assert_eq!(app.reconcile_payments(later + 60_000_000).await.unwrap(), 0, "nothing left to do");
+}
