@@ -226,11 +226,11 @@ impl App {
             Err(e) => {
                 // The outcome is unknown: recovery settles it once the lease ends.
                 tracing::warn!(checkout = %checkout.id, error = %e, "payment provider unavailable during checkout");
-                return Err(AppError::conflict(
-                    "payment_unavailable",
-                    "the payment provider did not answer; the checkout will be settled automatically, retry later",
-                    Some("payment_method"),
-                ));
+                return Err(AppError::InProgress {
+                    code: "payment_unavailable",
+                    message: "the payment provider did not answer; the checkout will be settled automatically, retry later".into(),
+                    param: Some("payment_method".into()),
+                });
             }
         };
         crash_if(&self.checkout, Fault::AfterAuthorize);
@@ -258,11 +258,11 @@ impl App {
                 format!("this request's checkout failed ({}); the cart is open again", earlier.failure_code.as_deref().unwrap_or("payment")),
                 None,
             )),
-            (None, _) => Err(AppError::conflict(
-                "checkout_in_progress",
-                "this request's checkout is still being settled; retry shortly",
-                None,
-            )),
+            (None, _) => Err(AppError::InProgress {
+                code: "checkout_in_progress",
+                message: "this request's checkout is still being settled; retry shortly".into(),
+                param: None,
+            }),
         }
     }
 

@@ -11,6 +11,11 @@ pub enum AppError {
     NotFound { resource: &'static str, id: String, param: Option<String> },
     #[error("{message}")]
     Conflict { code: &'static str, message: String, param: Option<String> },
+    /// Not final: the request's effect is still being settled (by this or a
+    /// recovering process), so the client should send it again shortly
+    /// (HTTP 409 with `Retry-After`). Never stored as an idempotent answer.
+    #[error("{message}")]
+    InProgress { code: &'static str, message: String, param: Option<String> },
     /// The payment provider refused the payment (HTTP 402).
     #[error("payment declined ({code}): {message}")]
     PaymentDeclined { code: String, decline_code: Option<String>, message: String },

@@ -124,6 +124,11 @@ impl From<AppError> for ApiError {
             AppError::Conflict { code, message, param } => {
                 ApiError::invalid(StatusCode::CONFLICT, code, message, param)
             }
+            AppError::InProgress { code, message, param } => {
+                let mut e = ApiError::invalid(StatusCode::CONFLICT, code, message, param);
+                e.retry_after = 1;
+                e
+            }
             AppError::PaymentDeclined { code, decline_code, message } => {
                 let mut e = ApiError::new(StatusCode::PAYMENT_REQUIRED, "card_error", code, message);
                 e.body.param = Some("payment_method".into());

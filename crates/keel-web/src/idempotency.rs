@@ -107,7 +107,10 @@ pub async fn idempotent_posts(State(state): State<AppState>, req: Request, next:
                     return ApiError::internal().into_response();
                 }
             };
-            let outcome = if parts.status.is_server_error() {
+            // An answer that says "retry later" (a 5xx, or anything with
+            // `Retry-After`) is not the request's final answer: release the
+            // key so the retry runs, rather than replaying it forever.
+            let outcome = if parts.status.is_server_error() || parts.headers.contains_key(axum::http::header::RETRY_AFTER) {
                 state.app.idempotency_abandon(&scope, &key).await
             } else {
                 state

@@ -456,7 +456,9 @@ pub fn error_page(e: &AppError) -> Response {
     match e {
         AppError::NotFound { resource, .. } => message(StatusCode::NOT_FOUND, "Not found", format!("There is no such {resource}.")),
         AppError::Invalid(i) => message(StatusCode::UNPROCESSABLE_ENTITY, "Not saved", format!("{}: {}", i.field, i.message)),
-        AppError::Conflict { message: m, .. } => message(StatusCode::CONFLICT, "Not saved", m.clone()),
+        AppError::Conflict { message: m, .. } | AppError::InProgress { message: m, .. } => {
+            message(StatusCode::CONFLICT, "Not saved", m.clone())
+        }
         AppError::Forbidden { message: m } => message(StatusCode::FORBIDDEN, "Not allowed", m.clone()),
         AppError::TooManyAttempts { retry_after_secs } => too_many(*retry_after_secs),
         _ => server_error(e),

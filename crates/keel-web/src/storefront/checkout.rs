@@ -476,7 +476,7 @@ pub async fn complete(State(s): State<AppState>, headers: HeaderMap, visitor: Vi
                 status = StatusCode::CONFLICT;
                 errors.link("#summary", "Your cart changed while the order was being placed. Check the order summary and place your order again.");
             }
-            Err(AppError::Conflict { code: "payment_unavailable", .. }) => {
+            Err(AppError::InProgress { code: "payment_unavailable", .. }) => {
                 status = StatusCode::SERVICE_UNAVAILABLE;
                 errors.add("payment_method", "The payment provider did not answer. Please try again in a minute; you will not be charged twice.");
             }

@@ -248,3 +248,112 @@ async fn reconciliation_records_a_capture_only_the_provider_knows() {
     assert!(app.check_payments(later + 60_000_000).await.unwrap().is_empty());
     assert_eq!(app.reconcile_payments(later + 60_000_000).await.unwrap(), 0, "nothing left to do");
 }
+
+/// kill -9 under concurrent checkouts, then a restart: every acknowledged
+/// order is there, orders never exceed the stock, the same requests retried
+/// get their original answers, every order ends captured and agreeing with
+/// the provider, and the ledger equals the levels.
+#[tokio::test]
+async fn kill_9_under_concurrent_checkouts_loses_nothing_acknowledged() {
+    const CARTS: usize = 16;
+    const UNITS: i64 = 10;
+    let db = TestDb::fresh().await;
+    let (carts, loc, key) = {
+        let app = db.open().await;
+        let actor = Actor::system("test");
+        let loc = app.create_location(&actor, v(json!({"name": "L", "kind": "warehouse", "country": "US"}))).await.unwrap();
+        app.create_product(&actor, v(json!({"title": "Kill", "status": "active", "variants": [{"sku": "KILL", "prices": [{"currency": "USD", "amount": 1000}]}]})))
+            .await
+            .unwrap();
+        app.adjust_inventory(&actor, v(json!({"sku": "KILL", "location_id": loc.id, "kind": "receive", "quantity_delta": UNITS}))).await.unwrap();
+        let ship = app.create_shipping_method(&actor, v(json!({"name": "Std", "currency": "USD", "amount": 400}))).await.unwrap();
+        let address = json!({"name": "K", "line1": "1 Road", "city": "Town", "postal_code": "1000", "country": "US"});
+        let mut carts = Vec::new();
+        for i in 0..CARTS {
+            let cart = app.create_cart(&actor, v(json!({"currency": "USD", "email": format!("k{i}@example.com")}))).await.unwrap();
+            app.add_cart_line(&actor, &cart.id, v(json!({"sku": "KILL", "quantity": 1}))).await.unwrap();
+            app.update_cart(&actor, &cart.id, v(json!({"shipping_address": address, "shipping_method_id": ship.id}))).await.unwrap();
+            carts.push(cart.id);
+        }
+        let (_, key) = app.create_api_key("kill").await.unwrap();
+        app.store.close().await;
+        (carts, loc.id, key)
+    };
+    let complete = |base: String, cart: String, key: String| async move {
+        reqwest::Client::new()
+            .post(format!("{base}/api/v1/carts/{cart}/complete"))
+            .bearer_auth(key)
+            .header("Idempotency-Key", format!("kill-{cart}"))
+            .json(&json!({"payment_method": "tok_visa"}))
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+    };
+
+    let mut s = start(&db, None).await;
+    let calls: Vec<_> = carts.iter().map(|c| tokio::spawn(complete(s.base.clone(), c.clone(), key.clone()))).collect();
+    // Let a few finish, then kill -9 with the rest in flight.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while db.scalar("SELECT COUNT(*) FROM orders").await < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    s.child.kill().unwrap();
+    let _ = s.child.wait();
+    let mut acknowledged = std::collections::BTreeMap::new();
+    for (cart, call) in carts.iter().zip(calls) {
+        if let Ok(Ok(r)) = call.await {
+            if r.status() == reqwest::StatusCode::CREATED {
+                let o: Value = r.json().await.unwrap_or(Value::Null);
+                if let Some(id) = o["id"].as_str() {
+                    acknowledged.insert(cart.clone(), id.to_owned());
+                }
+            }
+        }
+    }
+
+    let s = start(&db, None).await;
+    // Every acknowledged order survived.
+    for id in acknowledged.values() {
+        assert_eq!(db.scalar(&format!("SELECT COUNT(*) FROM orders WHERE id = '{id}'")).await, 1, "acknowledged order {id} lost");
+    }
+    // The same requests retried: the acknowledged get the same order back;
+    // the rest settle to an order or a clean refusal, never a 5xx.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for cart in &carts {
+        loop {
+            let r = complete(s.base.clone(), cart.clone(), key.clone()).await.unwrap();
+            let status = r.status();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            let busy = status == reqwest::StatusCode::CONFLICT
+                && matches!(body["error"]["code"].as_str(), Some("idempotency_key_in_use" | "checkout_in_progress" | "cart_not_open"));
+            if busy && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            assert!(!status.is_server_error(), "retry of {cart}: {status} {body}");
+            if let Some(id) = acknowledged.get(cart) {
+                assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+                assert_eq!(body["id"], id.as_str(), "the original order, not another");
+            }
+            break;
+        }
+    }
+    // Orders = units sold, never more than the stock.
+    let orders = db.scalar("SELECT COUNT(*) FROM orders").await;
+    assert!(orders <= UNITS, "{orders} orders for {UNITS} units");
+    let level = get(&s, &key, &format!("/inventory/levels?sku=KILL&location_id={loc}")).await;
+    assert_eq!(level["data"][0]["reserved"].as_i64(), Some(orders), "sold units = orders: {level}");
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM reservations WHERE status = 'active'").await, 0, "no stock held by a dead checkout");
+    // Every order captured (the job finishes captures the crash skipped),
+    // one charge each, and agreeing with the provider.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.scalar("SELECT COUNT(*) FROM orders WHERE payment_status <> 'captured'").await > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM orders WHERE payment_status <> 'captured'").await, 0, "orders left uncaptured");
+    let app = db.open().await;
+    let later = keel_domain::time::now_micros() + 60_000_000;
+    assert!(app.check_payments(later).await.unwrap().is_empty(), "payments disagree with the provider");
+    let report = app.check().await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
