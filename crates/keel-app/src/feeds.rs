@@ -19,7 +19,9 @@
 //! the moment the discrepancy was observed, so later as-of computations (a
 //! late feed, a repeated feed, a second count in one feed) see it and never
 //! correct the same discrepancy twice. An older count never overrides a newer
-//! one already applied (`superseded`).
+//! one already applied (`superseded`). Rows are judged again in the
+//! transaction that applies them, so a batch resumed after a crash never
+//! applies a delta worked out before it.
 
 use crate::inventory::move_stock;
 use crate::views::Page;
@@ -1708,8 +1710,11 @@ async fn apply_pending(
         let page = db::rows_in_level_order(conn, &b.id, outcome::PENDING, cursor, want).await?;
         let Some(last) = page.last() else { break };
         let next = LevelCursor::after(last);
-        let mut outcomes = Vec::with_capacity(page.len());
-        for r in &page {
+        // The delta judged earlier may be stale (an interruption, another
+        // feed in between): only one judged in this transaction is applied.
+        let due = db::recheck_pending(conn, &b.id, cursor, &next).await?;
+        let mut outcomes = Vec::with_capacity(due.len());
+        for r in &due {
             let mut m = NewMovement::new(&r.inventory_item_id, &r.location_id, MovementKind::Sync, r.delta, &b.actor);
             m.source = &b.integration_id;
             m.batch_id = Some(&b.id);
@@ -1801,7 +1806,14 @@ async fn judge_batch(conn: &mut Conn, id: &str) -> Result<Judged> {
             db::judge_pending(conn, id).await?;
             b.status = "applying".into();
         }
-        "applying" => {}
+        "applying" => {
+            // Resumed after an interruption. Taking the batch's row lock
+            // first waits out a process still applying it.
+            if !db::transition_batch(conn, id, "applying", "applying", now_micros()).await? {
+                return Ok(Judged::Done(db::get_batch(conn, id).await?.ok_or_else(|| batch_not_found(id))?));
+            }
+            db::reopen_unchanged(conn, id).await?;
+        }
         _ => return Ok(Judged::Done(b)),
     }
     let counts = db::count_rows(conn, id).await?;

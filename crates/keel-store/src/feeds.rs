@@ -11,6 +11,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use std::collections::HashMap;
 
+mod recheck;
+pub use recheck::{recheck_pending, reopen_unchanged};
+
 // ---------------------------------------------------------------- integrations
 
 #[derive(Debug, Clone)]
@@ -630,10 +633,10 @@ const AS_OF_EXPR: &str = "CAST(COALESCE((SELECT l.on_hand FROM inventory_levels 
 
 /// SQLite updates in place: two cheap statements.
 const AS_OF_SQLITE: [&str; 2] = [
-    "UPDATE sync_batch_rows AS r SET ledger_on_hand = {AS_OF} WHERE batch_id = $1 AND outcome = 'pending'",
+    "UPDATE sync_batch_rows AS r SET ledger_on_hand = {AS_OF} WHERE batch_id = $1 AND outcome = 'pending'{RANGE}",
     "UPDATE sync_batch_rows SET delta = on_hand - ledger_on_hand, \
      outcome = CASE WHEN on_hand = ledger_on_hand THEN 'unchanged' ELSE 'pending' END \
-     WHERE batch_id = $1 AND outcome = 'pending'",
+     WHERE batch_id = $1 AND outcome = 'pending'{RANGE}",
 ];
 
 /// PostgreSQL writes a new row version (and its index entries) per update:
@@ -642,9 +645,33 @@ const AS_OF_POSTGRES: [&str; 2] = [
     "UPDATE sync_batch_rows AS r SET (ledger_on_hand, delta, outcome) = \
      (SELECT s.e, r.on_hand - s.e, CASE WHEN r.on_hand = s.e THEN 'unchanged' ELSE 'pending' END \
       FROM (SELECT {AS_OF} AS e) s) \
-     WHERE r.batch_id = $1 AND r.outcome = 'pending'",
+     WHERE r.batch_id = $1 AND r.outcome = 'pending'{RANGE}",
     "",
 ];
+
+/// A count older than one already applied must not override it.
+const SUPERSEDED_BY_APPLIED: &str = "UPDATE sync_batch_rows SET outcome = 'superseded', \
+     message = 'a newer count of this SKU at this location was already applied' \
+     WHERE batch_id = $1 AND outcome = 'pending'{RANGE} AND EXISTS (SELECT 1 FROM sync_batch_rows r2 \
+     JOIN sync_batches b2 ON b2.id = r2.batch_id \
+     WHERE r2.inventory_item_id = sync_batch_rows.inventory_item_id AND r2.location_id = sync_batch_rows.location_id \
+     AND r2.counted_at > sync_batch_rows.counted_at AND r2.batch_id <> sync_batch_rows.batch_id \
+     AND r2.outcome IN ('applied', 'unchanged') AND b2.status IN ('applied', 'partially_applied'))";
+
+/// The statements that judge pending rows against the ledger as it is now
+/// (superseded, then as-of and delta), each limited by `range` (`""` for the
+/// whole batch).
+fn ledger_judgement(backend: Backend, range: &str) -> Vec<String> {
+    let as_of = match backend {
+        Backend::Sqlite => AS_OF_SQLITE,
+        Backend::Postgres => AS_OF_POSTGRES,
+    };
+    [SUPERSEDED_BY_APPLIED, as_of[0], as_of[1]]
+        .iter()
+        .filter(|sql| !sql.is_empty())
+        .map(|sql| sql.replace("{AS_OF}", AS_OF_EXPR).replace("{RANGE}", range))
+        .collect()
+}
 
 /// Judges the pending rows of a batch set-wise, once locations are checked
 /// and repeated levels within the feed are settled: counts superseded by a
@@ -655,22 +682,9 @@ const AS_OF_POSTGRES: [&str; 2] = [
 /// the batch), so no plan depends on the statistics of a batch that was
 /// just staged.
 pub async fn judge_pending(conn: &mut AnyConnection, batch_id: &str) -> Result<()> {
-    let as_of = match Backend::of(conn) {
-        Backend::Sqlite => AS_OF_SQLITE,
-        Backend::Postgres => AS_OF_POSTGRES,
-    };
-    let statements = [
-        // A count older than one already applied must not override it.
-        "UPDATE sync_batch_rows SET outcome = 'superseded', \
-         message = 'a newer count of this SKU at this location was already applied' \
-         WHERE batch_id = $1 AND outcome = 'pending' AND EXISTS (SELECT 1 FROM sync_batch_rows r2 \
-         JOIN sync_batches b2 ON b2.id = r2.batch_id \
-         WHERE r2.inventory_item_id = sync_batch_rows.inventory_item_id AND r2.location_id = sync_batch_rows.location_id \
-         AND r2.counted_at > sync_batch_rows.counted_at AND r2.batch_id <> sync_batch_rows.batch_id \
-         AND r2.outcome IN ('applied', 'unchanged') AND b2.status IN ('applied', 'partially_applied'))",
-        as_of[0],
-        as_of[1],
-        // Applied now, the delta must leave the level valid.
+    let mut statements = ledger_judgement(Backend::of(conn), "");
+    // Applied now, the delta must leave the level valid.
+    statements.push(
         "UPDATE sync_batch_rows SET outcome = 'rejected', message = (SELECT 'on_hand would become ' \
          || CAST(l.on_hand + sync_batch_rows.delta AS TEXT) || ' (now ' || CAST(l.on_hand AS TEXT) \
          || ', delta ' || CAST(sync_batch_rows.delta AS TEXT) || '), below reserved ' || CAST(l.reserved AS TEXT) \
@@ -679,12 +693,12 @@ pub async fn judge_pending(conn: &mut AnyConnection, batch_id: &str) -> Result<(
          AND l.location_id = sync_batch_rows.location_id) \
          WHERE batch_id = $1 AND outcome = 'pending' AND delta < 0 AND EXISTS (SELECT 1 FROM inventory_levels l \
          WHERE l.inventory_item_id = sync_batch_rows.inventory_item_id AND l.location_id = sync_batch_rows.location_id \
-         AND l.on_hand + sync_batch_rows.delta < l.reserved + l.damaged + l.quality_control)",
-    ];
-    for (i, sql) in statements.iter().enumerate().filter(|(_, sql)| !sql.is_empty()) {
+         AND l.on_hand + sync_batch_rows.delta < l.reserved + l.damaged + l.quality_control)"
+            .to_owned(),
+    );
+    for (i, sql) in statements.iter().enumerate() {
         let started = std::time::Instant::now();
-        let sql = sql.replace("{AS_OF}", AS_OF_EXPR);
-        let done = sqlx::query(&sql).bind(batch_id).execute(&mut *conn).await?;
+        let done = sqlx::query(sql).bind(batch_id).execute(&mut *conn).await?;
         tracing::debug!(batch = batch_id, step = i, rows = done.rows_affected(), ms = started.elapsed().as_millis() as u64, "judged");
     }
     Ok(())

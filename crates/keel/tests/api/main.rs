@@ -19,6 +19,7 @@ mod conventions;
 mod customers;
 mod events;
 mod feeds;
+mod feeds_recovery;
 mod headers;
 mod health;
 mod images;
