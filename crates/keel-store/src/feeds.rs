@@ -11,8 +11,11 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use std::collections::HashMap;
 
+mod lease;
 mod recheck;
+pub use lease::{renew_lease, take_over_lapsed, LEGACY_UPLOAD_LEASE_MICROS};
 pub use recheck::{recheck_pending, reopen_unchanged};
+use lease::listed;
 
 // ---------------------------------------------------------------- integrations
 
@@ -257,11 +260,16 @@ pub struct BatchRow {
     pub updated_at: i64,
     pub applied_at: Option<i64>,
     pub rolled_back_at: Option<i64>,
+    /// The process receiving the upload, and until when its lease runs
+    /// (renewed as the body streams in); none once received.
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<i64>,
 }
 
 const BATCH_COLUMNS: &str = "id, integration_id, idempotency_key, source, format, mode, status, content_sha256, bytes, \
      rows_total, rows_applied, rows_unchanged, rows_superseded, rows_unknown_sku, rows_unknown_location, rows_invalid, \
-     rows_rejected, rows_skipped, error, actor, version, created_at, updated_at, applied_at, rolled_back_at";
+     rows_rejected, rows_skipped, error, actor, version, created_at, updated_at, applied_at, rolled_back_at, \
+     lease_owner, lease_until";
 
 fn batch_from_row(r: &AnyRow) -> Result<BatchRow> {
     Ok(BatchRow {
@@ -293,6 +301,8 @@ fn batch_from_row(r: &AnyRow) -> Result<BatchRow> {
         updated_at: r.try_get("updated_at")?,
         applied_at: r.try_get("applied_at")?,
         rolled_back_at: r.try_get("rolled_back_at")?,
+        lease_owner: r.try_get("lease_owner")?,
+        lease_until: r.try_get("lease_until")?,
     })
 }
 
@@ -300,7 +310,7 @@ pub async fn insert_batch(conn: &mut AnyConnection, b: &BatchRow) -> Result<()> 
     let c = &b.counts;
     sqlx::query(&format!(
         "INSERT INTO sync_batches ({BATCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-         $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
+         $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
     ))
     .bind(&b.id)
     .bind(&b.integration_id)
@@ -327,6 +337,8 @@ pub async fn insert_batch(conn: &mut AnyConnection, b: &BatchRow) -> Result<()> 
     .bind(b.updated_at)
     .bind(b.applied_at)
     .bind(b.rolled_back_at)
+    .bind(&b.lease_owner)
+    .bind(b.lease_until)
     .execute(conn)
     .await?;
     Ok(())
@@ -401,19 +413,23 @@ pub async fn batch_by_key(conn: &mut AnyConnection, integration_id: &str, key: &
 }
 
 /// Newest first, optionally of one integration; `before` continues a page.
+/// Uploads still being received at `now` are left out.
 pub async fn list_batches(
     conn: &mut AnyConnection,
     integration_id: Option<&str>,
     before: Option<&str>,
     limit: i64,
+    now: i64,
 ) -> Result<Vec<BatchRow>> {
     let rows = sqlx::query(&format!(
         "SELECT {BATCH_COLUMNS} FROM sync_batches WHERE ($1 IS NULL OR integration_id = $1) \
-         AND ($2 IS NULL OR id < $2) AND status <> 'receiving' ORDER BY id DESC LIMIT $3"
+         AND ($2 IS NULL OR id < $2) AND {} ORDER BY id DESC LIMIT $3",
+        listed("", "$4")
     ))
     .bind(integration_id)
     .bind(before)
     .bind(limit)
+    .bind(now)
     .fetch_all(conn)
     .await?;
     rows.iter().map(batch_from_row).collect()
@@ -443,12 +459,6 @@ pub async fn claim_stale(conn: &mut AnyConnection, id: &str, status: &str, befor
         .execute(conn)
         .await?;
     Ok(done.rows_affected() == 1)
-}
-
-/// Marks an upload as still alive.
-pub async fn touch_batch(conn: &mut AnyConnection, id: &str, now: i64) -> Result<()> {
-    sqlx::query("UPDATE sync_batches SET updated_at = $2 WHERE id = $1").bind(id).bind(now).execute(conn).await?;
-    Ok(())
 }
 
 /// Forgets a batch that never became one (bad signature, abandoned upload).
@@ -957,27 +967,32 @@ pub async fn has_rows(conn: &mut AnyConnection, batch_id: &str) -> Result<bool> 
 // ------------------------------------------------------ admin console reads
 
 /// One page of an integration's batches, newest first (uploads still being
-/// received are left out).
-pub async fn batch_page(conn: &mut AnyConnection, integration_id: &str, offset: i64, limit: i64) -> Result<Vec<BatchRow>> {
+/// received at `now` are left out).
+pub async fn batch_page(conn: &mut AnyConnection, integration_id: &str, offset: i64, limit: i64, now: i64) -> Result<Vec<BatchRow>> {
     let rows = sqlx::query(&format!(
-        "SELECT {BATCH_COLUMNS} FROM sync_batches WHERE integration_id = $1 AND status <> 'receiving' \
-         ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        "SELECT {BATCH_COLUMNS} FROM sync_batches WHERE integration_id = $1 AND {} \
+         ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+        listed("", "$4")
     ))
     .bind(integration_id)
     .bind(limit)
     .bind(offset)
+    .bind(now)
     .fetch_all(conn)
     .await?;
     rows.iter().map(batch_from_row).collect()
 }
 
-/// The newest batch of every integration that has one.
-pub async fn latest_batches(conn: &mut AnyConnection) -> Result<Vec<BatchRow>> {
+/// The newest batch of every integration that has one (uploads still being
+/// received at `now` are left out).
+pub async fn latest_batches(conn: &mut AnyConnection, now: i64) -> Result<Vec<BatchRow>> {
+    let listed = listed("s.", "$1");
     let rows = sqlx::query(&format!(
         "SELECT {BATCH_COLUMNS} FROM sync_batches WHERE id IN (SELECT (SELECT s.id FROM sync_batches s \
-         WHERE s.integration_id = i.id AND s.status <> 'receiving' ORDER BY s.created_at DESC, s.id DESC LIMIT 1) \
+         WHERE s.integration_id = i.id AND {listed} ORDER BY s.created_at DESC, s.id DESC LIMIT 1) \
          FROM integrations i)"
     ))
+    .bind(now)
     .fetch_all(conn)
     .await?;
     rows.iter().map(batch_from_row).collect()

@@ -90,6 +90,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0014_console_indexes.sql"),
         postgres: include_str!("../migrations/postgres/0014_console_indexes.sql"),
     },
+    Migration {
+        version: 15,
+        name: "feed_leases",
+        sqlite: include_str!("../migrations/sqlite/0015_feed_leases.sql"),
+        postgres: include_str!("../migrations/postgres/0015_feed_leases.sql"),
+    },
 ];
 
 /// FNV-1a: a stable fingerprint, not a security measure.

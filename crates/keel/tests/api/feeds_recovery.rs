@@ -1,7 +1,9 @@
 //! Stock feeds that die half way: a batch killed while being applied and
-//! resumed later, and `keel check` noticing a count applied twice.
+//! resumed later, `keel check` noticing a count applied twice, and an upload
+//! killed mid-stream, retried at once under its Idempotency-Key.
 
 use crate::feeds::{csv, integration, now_rfc3339, push, tick};
+use keel_app::feeds::{FeedError, FeedFormat, FeedMode, FeedRequest};
 use keel_domain::ids::BatchId;
 use keel_domain::inventory::MovementKind;
 use keel_domain::time::{now_micros, parse_rfc3339};
@@ -35,6 +37,8 @@ async fn crash_mid_apply(t: &TestApp, integration_id: &str, key: &str, mode: &st
         updated_at: now,
         applied_at: None,
         rolled_back_at: None,
+        lease_owner: Some("a process since killed".into()),
+        lease_until: Some(now + 30 * 1_000_000),
     };
     let mut tx = t.app.store.begin().await.unwrap();
     db::insert_batch(&mut tx, &batch).await.unwrap();
@@ -199,4 +203,90 @@ async fn keel_check_names_batches_that_applied_the_same_count_twice() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{stdout}");
     assert!(stdout.contains("feed_count_applied_once") && stdout.contains(&crashed) && stdout.contains(&second), "{stdout}");
+}
+
+fn api_key_request(i: &crate::feeds::Integration, key: &str) -> FeedRequest {
+    FeedRequest {
+        format: FeedFormat::Csv,
+        mode: FeedMode::AllOrNothing,
+        idempotency_key: Some(key.to_owned()),
+        bearer: Some(i.credential.clone()),
+        signature: None,
+    }
+}
+
+fn listed_status(page: &serde_json::Value, id: &str) -> Option<String> {
+    page["data"].as_array().unwrap().iter().find(|b| b["id"] == id).map(|b| b["status"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn a_feed_killed_mid_stream_is_listed_as_interrupted_and_retried_at_once() {
+    let t = spawn_app().await;
+    let loc = t.location("Main", 1).await;
+    t.product("Tee", &["TEE"]).await;
+    let i = integration(&t, "ERP", "api_key").await;
+    let at = keel_domain::time::to_rfc3339(now_micros() - 5 * MINUTE);
+    let body = csv(&[("TEE", &loc, 7, &at)]);
+
+    // A minute ago an upload got half its body in, then its process was
+    // killed: nothing of it ran on, no clean-up either.
+    let mut dead = t.app.begin_stock_feed_at(&i.id, api_key_request(&i, "daily"), now_micros() - MINUTE).await.unwrap();
+    dead.push(&body.as_bytes()[..body.len() / 2]).await.unwrap();
+    std::mem::forget(dead);
+    let page = t.get(&format!("/sync-batches?integration_id={}", i.id)).await;
+    let dead_id = page.body["data"][0]["id"].as_str().map(str::to_owned);
+    assert_eq!(page.body["data"][0]["status"], "interrupted", "{}", page.body);
+    let dead_id = dead_id.unwrap();
+    assert_eq!(t.get(&format!("/sync-batches/{dead_id}")).await.body["status"], "interrupted");
+    let console = t.app.sync_batch_page(&i.id, 0, 10).await.unwrap();
+    assert_eq!(console.iter().map(|b| b.status.as_str()).collect::<Vec<_>>(), ["interrupted"]);
+    let latest = t.app.latest_sync_batches().await.unwrap();
+    assert!(latest.iter().any(|b| b.id == dead_id && b.status == "interrupted"), "{latest:?}");
+
+    // The supplier retries with the same key straight away.
+    let r = push(&t, &i, "text/csv", body.clone(), Some("daily"), None).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::CREATED, Some("applied")), "{}", r.body);
+    assert_eq!(t.level("TEE", &loc).await["on_hand"], 7);
+    let page = t.get(&format!("/sync-batches?integration_id={}", i.id)).await;
+    assert_eq!(page.body["data"].as_array().unwrap().len(), 1, "the dead attempt gave way: {}", page.body);
+    assert_eq!(listed_status(&page.body, r.body["id"].as_str().unwrap()).as_deref(), Some("applied"));
+    t.assert_consistent().await;
+}
+
+#[tokio::test]
+async fn a_live_upload_keeps_its_key_and_a_taken_over_one_is_fenced_off() {
+    let t = spawn_app().await;
+    let loc = t.location("Main", 1).await;
+    t.product("Tee", &["TEE"]).await;
+    let i = integration(&t, "ERP", "api_key").await;
+    let at = keel_domain::time::to_rfc3339(now_micros() - 5 * MINUTE);
+    let body = csv(&[("TEE", &loc, 7, &at)]);
+    let (head, tail) = body.as_bytes().split_at(body.len() / 2);
+
+    // Streaming right now: a retry must wait, and the upload is not listed.
+    let mut live = t.app.begin_stock_feed_at(&i.id, api_key_request(&i, "live"), now_micros()).await.unwrap();
+    live.push(head).await.unwrap();
+    let r = push(&t, &i, "text/csv", body.clone(), Some("live"), None).await;
+    assert_eq!((r.status, r.error_code()), (StatusCode::CONFLICT, "batch_in_progress"), "{}", r.body);
+    assert_eq!(t.get(&format!("/sync-batches?integration_id={}", i.id)).await.body["data"].as_array().unwrap().len(), 0);
+    live.push(tail).await.unwrap();
+    let done = live.finish().await.unwrap();
+    assert_eq!(done.batch.status, "applied");
+
+    // An upload silent for longer than its lease is taken over by the retry;
+    // if it wakes up after all, it cannot stage or apply anything.
+    let mut stalled = t.app.begin_stock_feed_at(&i.id, api_key_request(&i, "stalled"), now_micros() - MINUTE).await.unwrap();
+    stalled.push(head).await.unwrap();
+    let body2 = csv(&[("TEE", &loc, 5, &keel_domain::time::to_rfc3339(now_micros() - 4 * MINUTE))]);
+    let r = push(&t, &i, "text/csv", body2, Some("stalled"), None).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::CREATED, Some("applied")), "{}", r.body);
+    stalled.push(tail).await.unwrap();
+    match stalled.finish().await {
+        Err(FeedError::App(keel_app::AppError::Conflict { code, .. })) => assert_eq!(code, "upload_taken_over"),
+        other => panic!("expected upload_taken_over, got {other:?}"),
+    }
+    assert_eq!(t.level("TEE", &loc).await["on_hand"], 5);
+    let page = t.get(&format!("/sync-batches?integration_id={}", i.id)).await;
+    assert_eq!(page.body["data"].as_array().unwrap().len(), 2, "{}", page.body);
+    t.assert_consistent().await;
 }
