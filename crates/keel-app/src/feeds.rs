@@ -19,7 +19,9 @@
 //! the moment the discrepancy was observed, so later as-of computations (a
 //! late feed, a repeated feed, a second count in one feed) see it and never
 //! correct the same discrepancy twice. An older count never overrides a newer
-//! one already applied (`superseded`).
+//! one already applied (`superseded`). Rows are judged again in the
+//! transaction that applies them, so a batch resumed after a crash never
+//! applies a delta worked out before it.
 
 use crate::inventory::move_stock;
 use crate::views::Page;
@@ -45,6 +47,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 
+mod lease;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// Largest feed body accepted (push or pull).
@@ -60,7 +64,8 @@ const APPLY_PAGE: i64 = 500;
 const APPLY_VALID_CHUNK: usize = 2_000;
 /// Problem rows shown inline on a batch.
 const SAMPLE_PROBLEMS: i64 = 10;
-/// An upload that sent nothing for this long is abandoned.
+/// An upload that sent nothing for this long is forgotten by the sweep
+/// (a retry with its key takes it over as soon as its lease lapses).
 const RECEIVING_STALE_MICROS: i64 = 15 * 60 * 1_000_000;
 /// A staged or applying batch untouched this long was interrupted; resume it.
 const APPLYING_STALE_MICROS: i64 = 10 * 60 * 1_000_000;
@@ -356,8 +361,10 @@ pub struct SyncBatchView {
     /// `csv`, `ndjson` or `json`.
     pub format: String,
     pub mode: String,
-    /// receiving, staged, applying, applied, partially_applied, failed,
-    /// rolled_back.
+    /// receiving, interrupted (an upload that stopped mid-body: its process
+    /// died or it stalled past its lease; retry it with the same
+    /// Idempotency-Key), staged, applying, applied, partially_applied,
+    /// failed, rolled_back. Lists leave out uploads still being received.
     pub status: String,
     /// Why the batch failed as a whole, if it did.
     pub error: Option<String>,
@@ -383,7 +390,7 @@ impl SyncBatchView {
             source: b.source.clone(),
             format: b.format.clone(),
             mode: b.mode.clone(),
-            status: b.status.clone(),
+            status: lease::shown_status(b, now_micros()).to_owned(),
             error: b.error.clone(),
             bytes: b.bytes,
             content_sha256: b.content_sha256.clone(),
@@ -1307,8 +1314,10 @@ pub struct FeedUpload {
     /// A pull without validators: the key is the content hash, known at the end.
     key_from_content: bool,
     fatal: Option<String>,
+    /// When the upload started, on its own clock ([`FeedUpload::clock`]).
     now: i64,
-    last_touch: std::time::Instant,
+    /// When its lease was last renewed, on the same clock.
+    renewed_at: i64,
     started: std::time::Instant,
 }
 
@@ -1317,13 +1326,18 @@ impl App {
     /// integration and its API key (or the signature's freshness; the HMAC
     /// itself is checked at the end), and resolves the idempotency key.
     pub async fn begin_stock_feed(&self, integration_id: &str, req: FeedRequest) -> Result<FeedUpload, FeedError> {
+        self.begin_stock_feed_at(integration_id, req, now_micros()).await
+    }
+
+    /// [`App::begin_stock_feed`] with the clock at `now`, which the upload's
+    /// own clock then runs on from.
+    pub async fn begin_stock_feed_at(&self, integration_id: &str, req: FeedRequest, now: i64) -> Result<FeedUpload, FeedError> {
         IntegrationId::parse("id", integration_id).map_err(|_| integration_not_found(integration_id))?;
         let key = check_key(req.idempotency_key)?;
         let integ = {
             let mut conn = self.store.reader().await?;
             db::get_integration(&mut conn, integration_id).await?.ok_or_else(|| integration_not_found(integration_id))?
         };
-        let now = now_micros();
         let mac = if integ.auth == "api_key" {
             let presented = req.bearer.ok_or_else(|| FeedError::Unauthorized("send the integration's API key as `Authorization: Bearer keel_ik_…`".into()))?;
             let hash = crate::apikeys::hash_secret(presented.trim());
@@ -1374,10 +1388,8 @@ impl App {
             };
             if let Some(b) = existing {
                 match b.status.as_str() {
-                    "receiving" if b.updated_at < now - RECEIVING_STALE_MICROS => {
-                        let id = b.id.clone();
-                        in_tx!(self, |tx| Ok(db::delete_batch(&mut tx, &id).await?))?;
-                    }
+                    // Its upload died: make way for this one.
+                    "receiving" if lease::lapsed(&b, now) && lease::take_over(self, &b, now).await? => {}
                     "receiving" | "staged" | "applying" => {
                         return Err(AppError::conflict(
                             "batch_in_progress",
@@ -1409,6 +1421,8 @@ impl App {
                 updated_at: now,
                 applied_at: None,
                 rolled_back_at: None,
+                lease_owner: Some(lease::owner().to_owned()),
+                lease_until: Some(now + lease::UPLOAD_LEASE_MICROS),
             };
             let inserted = in_tx!(self, |tx| {
                 match db::insert_batch(&mut tx, &row).await {
@@ -1439,7 +1453,7 @@ impl App {
             key_from_content: false,
             fatal: None,
             now,
-            last_touch: std::time::Instant::now(),
+            renewed_at: now,
             started: std::time::Instant::now(),
         })
     }
@@ -1456,16 +1470,21 @@ impl FeedUpload {
         if let Some((mac, _)) = &mut self.mac {
             mac.update(chunk);
         }
-        if self.replay.is_some() || self.fatal.is_some() {
+        if self.replay.is_some() {
             return Ok(());
         }
-        if let Err(e) = self.parser.feed(chunk, &mut self.staged, self.now) {
-            self.fatal = Some(e);
-            self.staged.clear();
-            return Ok(());
+        if self.fatal.is_none() {
+            if let Err(e) = self.parser.feed(chunk, &mut self.staged, self.now) {
+                self.fatal = Some(e);
+                self.staged.clear();
+            }
         }
+        // An unreadable body still streams to its end (to report on it), so
+        // it keeps its lease too.
         if self.staged.len() >= db::STAGE_CHUNK {
             self.flush().await?;
+        } else {
+            self.renew_if_due().await?;
         }
         Ok(())
     }
@@ -1495,19 +1514,17 @@ impl FeedUpload {
                 }
             }
         }
-        let touch = self.last_touch.elapsed() > Duration::from_secs(10);
+        let at = self.clock();
         let rows = &self.staged;
         let id = &batch.id;
-        in_tx!(self.app, |tx| {
+        let this = &*self;
+        in_tx!(this.app, |tx| {
+            // Renewed first: an upload taken over must not stage rows.
+            this.renew_in(&mut tx, id, at).await?;
             db::insert_rows(&mut tx, id, rows).await?;
-            if touch {
-                db::touch_batch(&mut tx, id, now_micros()).await?;
-            }
             Ok(())
         })?;
-        if touch {
-            self.last_touch = std::time::Instant::now();
-        }
+        self.renewed_at = at;
         self.staged.clear();
         Ok(())
     }
@@ -1571,8 +1588,11 @@ impl FeedUpload {
         let app = self.app.clone();
         let fatal = self.fatal.clone();
         let b = batch.clone();
+        let at = self.clock();
+        let this = &*self;
         let stored = in_tx!(app, |tx| {
             let mut b = b.clone();
+            this.renew_in(&mut tx, &b.id, at).await?;
             match &fatal {
                 Some(err) => {
                     db::skip_pending(&mut tx, &b.id, "not applied: the feed could not be read").await?;
@@ -1708,8 +1728,11 @@ async fn apply_pending(
         let page = db::rows_in_level_order(conn, &b.id, outcome::PENDING, cursor, want).await?;
         let Some(last) = page.last() else { break };
         let next = LevelCursor::after(last);
-        let mut outcomes = Vec::with_capacity(page.len());
-        for r in &page {
+        // The delta judged earlier may be stale (an interruption, another
+        // feed in between): only one judged in this transaction is applied.
+        let due = db::recheck_pending(conn, &b.id, cursor, &next).await?;
+        let mut outcomes = Vec::with_capacity(due.len());
+        for r in &due {
             let mut m = NewMovement::new(&r.inventory_item_id, &r.location_id, MovementKind::Sync, r.delta, &b.actor);
             m.source = &b.integration_id;
             m.batch_id = Some(&b.id);
@@ -1801,7 +1824,14 @@ async fn judge_batch(conn: &mut Conn, id: &str) -> Result<Judged> {
             db::judge_pending(conn, id).await?;
             b.status = "applying".into();
         }
-        "applying" => {}
+        "applying" => {
+            // Resumed after an interruption. Taking the batch's row lock
+            // first waits out a process still applying it.
+            if !db::transition_batch(conn, id, "applying", "applying", now_micros()).await? {
+                return Ok(Judged::Done(db::get_batch(conn, id).await?.ok_or_else(|| batch_not_found(id))?));
+            }
+            db::reopen_unchanged(conn, id).await?;
+        }
         _ => return Ok(Judged::Done(b)),
     }
     let counts = db::count_rows(conn, id).await?;
@@ -1943,7 +1973,8 @@ impl App {
         self.batch_view(&b).await
     }
 
-    /// Batches newest first, optionally of one integration.
+    /// Batches newest first, optionally of one integration (uploads still
+    /// being received are left out; dead ones are shown as `interrupted`).
     pub async fn list_sync_batches(
         &self,
         integration_id: Option<&str>,
@@ -1958,7 +1989,7 @@ impl App {
         }
         let limit = page_limit(limit);
         let mut conn = self.store.reader().await?;
-        let rows = db::list_batches(&mut conn, integration_id, starting_after, limit + 1).await?;
+        let rows = db::list_batches(&mut conn, integration_id, starting_after, limit + 1, now_micros()).await?;
         Ok(Page::from_overfetch(rows.iter().map(|b| SyncBatchView::new(b, Vec::new())).collect(), limit))
     }
 
@@ -1967,14 +1998,14 @@ impl App {
     pub async fn sync_batch_page(&self, integration_id: &str, offset: i64, limit: i64) -> Result<Vec<SyncBatchView>> {
         IntegrationId::parse("id", integration_id).map_err(|_| integration_not_found(integration_id))?;
         let mut conn = self.store.reader().await?;
-        let rows = db::batch_page(&mut conn, integration_id, offset.max(0), limit.clamp(1, 200)).await?;
+        let rows = db::batch_page(&mut conn, integration_id, offset.max(0), limit.clamp(1, 200), now_micros()).await?;
         Ok(rows.iter().map(|b| SyncBatchView::new(b, Vec::new())).collect())
     }
 
     /// The newest batch of every integration that has received one.
     pub async fn latest_sync_batches(&self) -> Result<Vec<SyncBatchView>> {
         let mut conn = self.store.reader().await?;
-        Ok(db::latest_batches(&mut conn).await?.iter().map(|b| SyncBatchView::new(b, Vec::new())).collect())
+        Ok(db::latest_batches(&mut conn, now_micros()).await?.iter().map(|b| SyncBatchView::new(b, Vec::new())).collect())
     }
 
     /// The per-row report in line order. `outcome` is one outcome, several
@@ -2193,6 +2224,8 @@ impl App {
                     updated_at: now,
                     applied_at: None,
                     rolled_back_at: None,
+                    lease_owner: None,
+                    lease_until: None,
                 };
                 let b = in_tx!(self, |tx| {
                     let mut b = b.clone();

@@ -1,5 +1,6 @@
 //! Consistency checks behind `keel check`: the projection equals the ledger,
-//! every level obeys the stock rules, and reserved units are accounted for.
+//! every level obeys the stock rules, reserved units are accounted for, and
+//! no feed count was corrected twice.
 
 use crate::{inventory, reservations, Result};
 use keel_domain::inventory::Levels;
@@ -113,7 +114,48 @@ pub async fn run(conn: &mut AnyConnection) -> Result<Report> {
             report.problems.push(Problem { check, subject: r.try_get("subject")?, detail: detail.into() });
         }
     }
+    report.problems.extend(counts_applied_twice(conn).await?);
     let row = sqlx::query("SELECT COUNT(*) AS n FROM inventory_movements").fetch_one(conn).await?;
     report.movements_checked = row.try_get("n")?;
     Ok(report)
+}
+
+/// Pairs of applied batches of one integration in which the same count
+/// (item, location, counted_at and on_hand) each produced a non-zero
+/// correction. A count corrects its discrepancy once; the second batch
+/// should have found it unchanged. The ledger folds either way, so only the
+/// feed rows show it (for as long as they are kept).
+async fn counts_applied_twice(conn: &mut AnyConnection) -> Result<Vec<Problem>> {
+    let rows = sqlx::query(
+        "SELECT r1.batch_id AS first_batch, r2.batch_id AS second_batch, b1.integration_id AS integration_id, \
+         CAST(COUNT(*) AS BIGINT) AS n, MIN(r1.sku) AS sku, MIN(r1.location_id) AS location_id \
+         FROM sync_batch_rows r1 \
+         JOIN sync_batches b1 ON b1.id = r1.batch_id \
+         JOIN inventory_movements m1 ON m1.id = r1.movement_id \
+         JOIN sync_batch_rows r2 ON r2.inventory_item_id = r1.inventory_item_id AND r2.location_id = r1.location_id \
+              AND r2.counted_at = r1.counted_at AND r2.on_hand = r1.on_hand AND r2.batch_id > r1.batch_id \
+         JOIN sync_batches b2 ON b2.id = r2.batch_id \
+         JOIN inventory_movements m2 ON m2.id = r2.movement_id \
+         WHERE r1.outcome = 'applied' AND r2.outcome = 'applied' AND b2.integration_id = b1.integration_id \
+         AND b1.status IN ('applied', 'partially_applied') AND b2.status IN ('applied', 'partially_applied') \
+         AND m1.d_on_hand <> 0 AND m2.d_on_hand <> 0 \
+         GROUP BY r1.batch_id, r2.batch_id, b1.integration_id ORDER BY r1.batch_id, r2.batch_id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let (first, second): (String, String) = (r.try_get("first_batch")?, r.try_get("second_batch")?);
+            let n: i64 = r.try_get("n")?;
+            let (sku, location): (String, String) = (r.try_get("sku")?, r.try_get("location_id")?);
+            let integration: String = r.try_get("integration_id")?;
+            Ok(Problem {
+                check: "feed_count_applied_once",
+                subject: format!("{first} and {second}"),
+                detail: format!(
+                    "both batches of integration {integration} applied a correction for the same {n} count(s), e.g. {sku} at {location}"
+                ),
+            })
+        })
+        .collect()
 }

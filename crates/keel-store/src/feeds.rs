@@ -11,6 +11,12 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use std::collections::HashMap;
 
+mod lease;
+mod recheck;
+pub use lease::{renew_lease, take_over_lapsed, LEGACY_UPLOAD_LEASE_MICROS};
+pub use recheck::{recheck_pending, reopen_unchanged};
+use lease::listed;
+
 // ---------------------------------------------------------------- integrations
 
 #[derive(Debug, Clone)]
@@ -254,11 +260,16 @@ pub struct BatchRow {
     pub updated_at: i64,
     pub applied_at: Option<i64>,
     pub rolled_back_at: Option<i64>,
+    /// The process receiving the upload, and until when its lease runs
+    /// (renewed as the body streams in); none once received.
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<i64>,
 }
 
 const BATCH_COLUMNS: &str = "id, integration_id, idempotency_key, source, format, mode, status, content_sha256, bytes, \
      rows_total, rows_applied, rows_unchanged, rows_superseded, rows_unknown_sku, rows_unknown_location, rows_invalid, \
-     rows_rejected, rows_skipped, error, actor, version, created_at, updated_at, applied_at, rolled_back_at";
+     rows_rejected, rows_skipped, error, actor, version, created_at, updated_at, applied_at, rolled_back_at, \
+     lease_owner, lease_until";
 
 fn batch_from_row(r: &AnyRow) -> Result<BatchRow> {
     Ok(BatchRow {
@@ -290,6 +301,8 @@ fn batch_from_row(r: &AnyRow) -> Result<BatchRow> {
         updated_at: r.try_get("updated_at")?,
         applied_at: r.try_get("applied_at")?,
         rolled_back_at: r.try_get("rolled_back_at")?,
+        lease_owner: r.try_get("lease_owner")?,
+        lease_until: r.try_get("lease_until")?,
     })
 }
 
@@ -297,7 +310,7 @@ pub async fn insert_batch(conn: &mut AnyConnection, b: &BatchRow) -> Result<()> 
     let c = &b.counts;
     sqlx::query(&format!(
         "INSERT INTO sync_batches ({BATCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-         $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
+         $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
     ))
     .bind(&b.id)
     .bind(&b.integration_id)
@@ -324,6 +337,8 @@ pub async fn insert_batch(conn: &mut AnyConnection, b: &BatchRow) -> Result<()> 
     .bind(b.updated_at)
     .bind(b.applied_at)
     .bind(b.rolled_back_at)
+    .bind(&b.lease_owner)
+    .bind(b.lease_until)
     .execute(conn)
     .await?;
     Ok(())
@@ -398,19 +413,23 @@ pub async fn batch_by_key(conn: &mut AnyConnection, integration_id: &str, key: &
 }
 
 /// Newest first, optionally of one integration; `before` continues a page.
+/// Uploads still being received at `now` are left out.
 pub async fn list_batches(
     conn: &mut AnyConnection,
     integration_id: Option<&str>,
     before: Option<&str>,
     limit: i64,
+    now: i64,
 ) -> Result<Vec<BatchRow>> {
     let rows = sqlx::query(&format!(
         "SELECT {BATCH_COLUMNS} FROM sync_batches WHERE ($1 IS NULL OR integration_id = $1) \
-         AND ($2 IS NULL OR id < $2) AND status <> 'receiving' ORDER BY id DESC LIMIT $3"
+         AND ($2 IS NULL OR id < $2) AND {} ORDER BY id DESC LIMIT $3",
+        listed("", "$4")
     ))
     .bind(integration_id)
     .bind(before)
     .bind(limit)
+    .bind(now)
     .fetch_all(conn)
     .await?;
     rows.iter().map(batch_from_row).collect()
@@ -440,12 +459,6 @@ pub async fn claim_stale(conn: &mut AnyConnection, id: &str, status: &str, befor
         .execute(conn)
         .await?;
     Ok(done.rows_affected() == 1)
-}
-
-/// Marks an upload as still alive.
-pub async fn touch_batch(conn: &mut AnyConnection, id: &str, now: i64) -> Result<()> {
-    sqlx::query("UPDATE sync_batches SET updated_at = $2 WHERE id = $1").bind(id).bind(now).execute(conn).await?;
-    Ok(())
 }
 
 /// Forgets a batch that never became one (bad signature, abandoned upload).
@@ -630,10 +643,10 @@ const AS_OF_EXPR: &str = "CAST(COALESCE((SELECT l.on_hand FROM inventory_levels 
 
 /// SQLite updates in place: two cheap statements.
 const AS_OF_SQLITE: [&str; 2] = [
-    "UPDATE sync_batch_rows AS r SET ledger_on_hand = {AS_OF} WHERE batch_id = $1 AND outcome = 'pending'",
+    "UPDATE sync_batch_rows AS r SET ledger_on_hand = {AS_OF} WHERE batch_id = $1 AND outcome = 'pending'{RANGE}",
     "UPDATE sync_batch_rows SET delta = on_hand - ledger_on_hand, \
      outcome = CASE WHEN on_hand = ledger_on_hand THEN 'unchanged' ELSE 'pending' END \
-     WHERE batch_id = $1 AND outcome = 'pending'",
+     WHERE batch_id = $1 AND outcome = 'pending'{RANGE}",
 ];
 
 /// PostgreSQL writes a new row version (and its index entries) per update:
@@ -642,9 +655,33 @@ const AS_OF_POSTGRES: [&str; 2] = [
     "UPDATE sync_batch_rows AS r SET (ledger_on_hand, delta, outcome) = \
      (SELECT s.e, r.on_hand - s.e, CASE WHEN r.on_hand = s.e THEN 'unchanged' ELSE 'pending' END \
       FROM (SELECT {AS_OF} AS e) s) \
-     WHERE r.batch_id = $1 AND r.outcome = 'pending'",
+     WHERE r.batch_id = $1 AND r.outcome = 'pending'{RANGE}",
     "",
 ];
+
+/// A count older than one already applied must not override it.
+const SUPERSEDED_BY_APPLIED: &str = "UPDATE sync_batch_rows SET outcome = 'superseded', \
+     message = 'a newer count of this SKU at this location was already applied' \
+     WHERE batch_id = $1 AND outcome = 'pending'{RANGE} AND EXISTS (SELECT 1 FROM sync_batch_rows r2 \
+     JOIN sync_batches b2 ON b2.id = r2.batch_id \
+     WHERE r2.inventory_item_id = sync_batch_rows.inventory_item_id AND r2.location_id = sync_batch_rows.location_id \
+     AND r2.counted_at > sync_batch_rows.counted_at AND r2.batch_id <> sync_batch_rows.batch_id \
+     AND r2.outcome IN ('applied', 'unchanged') AND b2.status IN ('applied', 'partially_applied'))";
+
+/// The statements that judge pending rows against the ledger as it is now
+/// (superseded, then as-of and delta), each limited by `range` (`""` for the
+/// whole batch).
+fn ledger_judgement(backend: Backend, range: &str) -> Vec<String> {
+    let as_of = match backend {
+        Backend::Sqlite => AS_OF_SQLITE,
+        Backend::Postgres => AS_OF_POSTGRES,
+    };
+    [SUPERSEDED_BY_APPLIED, as_of[0], as_of[1]]
+        .iter()
+        .filter(|sql| !sql.is_empty())
+        .map(|sql| sql.replace("{AS_OF}", AS_OF_EXPR).replace("{RANGE}", range))
+        .collect()
+}
 
 /// Judges the pending rows of a batch set-wise, once locations are checked
 /// and repeated levels within the feed are settled: counts superseded by a
@@ -655,22 +692,9 @@ const AS_OF_POSTGRES: [&str; 2] = [
 /// the batch), so no plan depends on the statistics of a batch that was
 /// just staged.
 pub async fn judge_pending(conn: &mut AnyConnection, batch_id: &str) -> Result<()> {
-    let as_of = match Backend::of(conn) {
-        Backend::Sqlite => AS_OF_SQLITE,
-        Backend::Postgres => AS_OF_POSTGRES,
-    };
-    let statements = [
-        // A count older than one already applied must not override it.
-        "UPDATE sync_batch_rows SET outcome = 'superseded', \
-         message = 'a newer count of this SKU at this location was already applied' \
-         WHERE batch_id = $1 AND outcome = 'pending' AND EXISTS (SELECT 1 FROM sync_batch_rows r2 \
-         JOIN sync_batches b2 ON b2.id = r2.batch_id \
-         WHERE r2.inventory_item_id = sync_batch_rows.inventory_item_id AND r2.location_id = sync_batch_rows.location_id \
-         AND r2.counted_at > sync_batch_rows.counted_at AND r2.batch_id <> sync_batch_rows.batch_id \
-         AND r2.outcome IN ('applied', 'unchanged') AND b2.status IN ('applied', 'partially_applied'))",
-        as_of[0],
-        as_of[1],
-        // Applied now, the delta must leave the level valid.
+    let mut statements = ledger_judgement(Backend::of(conn), "");
+    // Applied now, the delta must leave the level valid.
+    statements.push(
         "UPDATE sync_batch_rows SET outcome = 'rejected', message = (SELECT 'on_hand would become ' \
          || CAST(l.on_hand + sync_batch_rows.delta AS TEXT) || ' (now ' || CAST(l.on_hand AS TEXT) \
          || ', delta ' || CAST(sync_batch_rows.delta AS TEXT) || '), below reserved ' || CAST(l.reserved AS TEXT) \
@@ -679,12 +703,12 @@ pub async fn judge_pending(conn: &mut AnyConnection, batch_id: &str) -> Result<(
          AND l.location_id = sync_batch_rows.location_id) \
          WHERE batch_id = $1 AND outcome = 'pending' AND delta < 0 AND EXISTS (SELECT 1 FROM inventory_levels l \
          WHERE l.inventory_item_id = sync_batch_rows.inventory_item_id AND l.location_id = sync_batch_rows.location_id \
-         AND l.on_hand + sync_batch_rows.delta < l.reserved + l.damaged + l.quality_control)",
-    ];
-    for (i, sql) in statements.iter().enumerate().filter(|(_, sql)| !sql.is_empty()) {
+         AND l.on_hand + sync_batch_rows.delta < l.reserved + l.damaged + l.quality_control)"
+            .to_owned(),
+    );
+    for (i, sql) in statements.iter().enumerate() {
         let started = std::time::Instant::now();
-        let sql = sql.replace("{AS_OF}", AS_OF_EXPR);
-        let done = sqlx::query(&sql).bind(batch_id).execute(&mut *conn).await?;
+        let done = sqlx::query(sql).bind(batch_id).execute(&mut *conn).await?;
         tracing::debug!(batch = batch_id, step = i, rows = done.rows_affected(), ms = started.elapsed().as_millis() as u64, "judged");
     }
     Ok(())
@@ -943,27 +967,32 @@ pub async fn has_rows(conn: &mut AnyConnection, batch_id: &str) -> Result<bool> 
 // ------------------------------------------------------ admin console reads
 
 /// One page of an integration's batches, newest first (uploads still being
-/// received are left out).
-pub async fn batch_page(conn: &mut AnyConnection, integration_id: &str, offset: i64, limit: i64) -> Result<Vec<BatchRow>> {
+/// received at `now` are left out).
+pub async fn batch_page(conn: &mut AnyConnection, integration_id: &str, offset: i64, limit: i64, now: i64) -> Result<Vec<BatchRow>> {
     let rows = sqlx::query(&format!(
-        "SELECT {BATCH_COLUMNS} FROM sync_batches WHERE integration_id = $1 AND status <> 'receiving' \
-         ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        "SELECT {BATCH_COLUMNS} FROM sync_batches WHERE integration_id = $1 AND {} \
+         ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+        listed("", "$4")
     ))
     .bind(integration_id)
     .bind(limit)
     .bind(offset)
+    .bind(now)
     .fetch_all(conn)
     .await?;
     rows.iter().map(batch_from_row).collect()
 }
 
-/// The newest batch of every integration that has one.
-pub async fn latest_batches(conn: &mut AnyConnection) -> Result<Vec<BatchRow>> {
+/// The newest batch of every integration that has one (uploads still being
+/// received at `now` are left out).
+pub async fn latest_batches(conn: &mut AnyConnection, now: i64) -> Result<Vec<BatchRow>> {
+    let listed = listed("s.", "$1");
     let rows = sqlx::query(&format!(
         "SELECT {BATCH_COLUMNS} FROM sync_batches WHERE id IN (SELECT (SELECT s.id FROM sync_batches s \
-         WHERE s.integration_id = i.id AND s.status <> 'receiving' ORDER BY s.created_at DESC, s.id DESC LIMIT 1) \
+         WHERE s.integration_id = i.id AND {listed} ORDER BY s.created_at DESC, s.id DESC LIMIT 1) \
          FROM integrations i)"
     ))
+    .bind(now)
     .fetch_all(conn)
     .await?;
     rows.iter().map(batch_from_row).collect()

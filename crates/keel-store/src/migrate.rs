@@ -96,6 +96,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0015_durability.sql"),
         postgres: include_str!("../migrations/postgres/0015_durability.sql"),
     },
+    Migration {
+        version: 16,
+        name: "feed_leases",
+        sqlite: include_str!("../migrations/sqlite/0016_feed_leases.sql"),
+        postgres: include_str!("../migrations/postgres/0016_feed_leases.sql"),
+    },
 ];
 
 /// FNV-1a: a stable fingerprint, not a security measure.

@@ -317,7 +317,7 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
                 report.levels_checked, report.movements_checked
             );
             if report.problems.is_empty() {
-                println!("ok: ledger, levels and reservations agree");
+                println!("ok: ledger, levels, reservations and feed batches agree");
                 Ok(ExitCode::SUCCESS)
             } else {
                 for p in &report.problems {

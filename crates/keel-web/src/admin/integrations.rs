@@ -141,6 +141,7 @@ fn batch_status_words(status: &str) -> (&'static str, &'static str) {
         "staged" => ("Staged", "muted"),
         "applying" => ("Applying", "muted"),
         "receiving" => ("Receiving", "muted"),
+        "interrupted" => ("Interrupted", "bad"),
         _ => ("Unknown", "muted"),
     }
 }

@@ -201,7 +201,10 @@ fn feed_error(e: FeedError) -> Response {
 /// Authenticated by the integration's credential: `X-Keel-Signature:
 /// t=<unix>,v1=<hex HMAC-SHA256 of "{t}.{body}">` (300 s tolerance) or
 /// `Authorization: Bearer keel_ik_…`. `Idempotency-Key` names the batch: a
-/// repeat answers with the stored batch (200, `Idempotent-Replayed: true`).
+/// repeat answers with the stored batch (200, `Idempotent-Replayed: true`);
+/// while the first is still streaming a repeat is `409 batch_in_progress`,
+/// unless that upload stopped (no chunk for 30 s, e.g. its process died):
+/// then the repeat takes over at once.
 async fn stock_feed(
     State(s): State<AppState>,
     Path(id): Path<String>,

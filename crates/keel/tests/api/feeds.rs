@@ -10,13 +10,13 @@ use serde_json::Value;
 use sha2::Sha256;
 use std::time::{Duration, Instant};
 
-struct Integration {
-    id: String,
-    credential: String,
-    hmac: bool,
+pub(crate) struct Integration {
+    pub(crate) id: String,
+    pub(crate) credential: String,
+    pub(crate) hmac: bool,
 }
 
-async fn integration(t: &TestApp, name: &str, auth: &str) -> Integration {
+pub(crate) async fn integration(t: &TestApp, name: &str, auth: &str) -> Integration {
     let r = t.post("/integrations", json!({"name": name, "kind": "3pl", "auth": auth, "freshness_sla_seconds": 900})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     Integration {
@@ -33,14 +33,14 @@ pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn feed_url(t: &TestApp, id: &str, mode: Option<&str>) -> String {
+pub(crate) fn feed_url(t: &TestApp, id: &str, mode: Option<&str>) -> String {
     match mode {
         Some(m) => format!("{}/hooks/integrations/{id}/stock-feed?mode={m}", t.base),
         None => format!("{}/hooks/integrations/{id}/stock-feed", t.base),
     }
 }
 
-async fn into_res(res: reqwest::Response) -> Res {
+pub(crate) async fn into_res(res: reqwest::Response) -> Res {
     let status = res.status();
     let headers = res.headers().clone();
     let text = res.text().await.unwrap();
@@ -49,7 +49,7 @@ async fn into_res(res: reqwest::Response) -> Res {
 }
 
 /// Pushes a feed authenticated as the integration.
-async fn push(t: &TestApp, i: &Integration, content_type: &str, body: impl Into<Vec<u8>>, key: Option<&str>, mode: Option<&str>) -> Res {
+pub(crate) async fn push(t: &TestApp, i: &Integration, content_type: &str, body: impl Into<Vec<u8>>, key: Option<&str>, mode: Option<&str>) -> Res {
     let body: Vec<u8> = body.into();
     let mut req = t.http.post(feed_url(t, &i.id, mode)).header("content-type", content_type);
     req = if i.hmac {
@@ -63,7 +63,7 @@ async fn push(t: &TestApp, i: &Integration, content_type: &str, body: impl Into<
     into_res(req.body(body).send().await.unwrap()).await
 }
 
-fn csv(rows: &[(&str, &str, i64, &str)]) -> String {
+pub(crate) fn csv(rows: &[(&str, &str, i64, &str)]) -> String {
     let mut s = String::from("sku,location_id,on_hand,counted_at\n");
     for (sku, loc, n, at) in rows {
         s.push_str(&format!("{sku},{loc},{n},{at}\n"));
@@ -71,11 +71,11 @@ fn csv(rows: &[(&str, &str, i64, &str)]) -> String {
     s
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     to_rfc3339(now_micros())
 }
 
-async fn tick() {
+pub(crate) async fn tick() {
     tokio::time::sleep(Duration::from_millis(5)).await;
 }
 

@@ -20,6 +20,7 @@ mod customers;
 mod durability;
 mod events;
 mod feeds;
+mod feeds_recovery;
 mod headers;
 mod health;
 mod images;
