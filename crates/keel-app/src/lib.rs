@@ -119,8 +119,33 @@ impl App {
             let mut conn = self.store.reader().await?;
             keel_store::check::run(&mut conn).await?
         };
+        report.problems.extend(self.check_encryption().await?);
         report.problems.extend(self.check_payments(keel_domain::time::now_micros()).await?);
         Ok(report)
+    }
+
+    /// Decrypts a sample of every kind of encrypted field: a database
+    /// restored without its master key (or with another) is reported here,
+    /// not as 500s on the first order page.
+    pub async fn check_encryption(&self) -> Result<Vec<keel_store::check::Problem>> {
+        let samples = {
+            let mut conn = self.store.reader().await?;
+            keel_store::check::encrypted_samples(&mut conn, 3).await?
+        };
+        let mut failing: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for (table, value) in &samples {
+            if self.secrets.decrypt(value).is_err() {
+                *failing.entry(table).or_default() += 1;
+            }
+        }
+        Ok(failing
+            .into_iter()
+            .map(|(table, n)| keel_store::check::Problem {
+                check: "encryption",
+                subject: table.to_owned(),
+                detail: format!("{n} sampled value(s) cannot be decrypted with the master key in use (restored without its key, or with another?)"),
+            })
+            .collect())
     }
 }
 

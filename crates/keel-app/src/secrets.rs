@@ -59,6 +59,31 @@ impl Secrets {
         }
     }
 
+    /// The master key in use, without creating one: `KEEL_SECRET_KEY` if
+    /// given, else `secret.key` in `data_dir`, else `None`. For `keel
+    /// backup`, which must carry it beside the database.
+    pub fn read_master(env_key: Option<&str>, data_dir: &Path) -> Result<Option<[u8; 32]>, SecretsError> {
+        if let Some(k) = env_key.filter(|k| !k.trim().is_empty()) {
+            return parse_key(k).map(Some).ok_or(SecretsError::BadKey);
+        }
+        let path = data_dir.join("secret.key");
+        match std::fs::read_to_string(&path) {
+            Ok(s) => parse_key(&s).map(Some).ok_or(SecretsError::BadKey),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(SecretsError::KeyFile { path: path.display().to_string(), cause: e.to_string() }),
+        }
+    }
+
+    /// Parses a key as `keel backup` writes it (64 hex characters).
+    pub fn parse_master(text: &str) -> Result<[u8; 32], SecretsError> {
+        parse_key(text).ok_or(SecretsError::BadKey)
+    }
+
+    /// Writes `key` to `path` (mode 0600), as `secret.key` is kept.
+    pub fn write_master(path: &Path, key: &[u8; 32]) -> std::io::Result<()> {
+        write_private(path, &hex::encode(key))
+    }
+
     /// `KEEL_SECRET_KEY` if given, else `secret.key` in `data_dir`.
     pub fn load(env_key: Option<&str>, data_dir: &Path) -> Result<Secrets, SecretsError> {
         if let Some(k) = env_key.filter(|k| !k.trim().is_empty()) {

@@ -15,6 +15,8 @@ pub struct BackupInfo {
     pub migrations: i64,
     /// Row counts of a few headline tables.
     pub counts: Vec<(&'static str, i64)>,
+    /// A few encrypted values, to prove a key can read the file.
+    pub encrypted: Vec<(&'static str, String)>,
 }
 
 const SUMMARY_TABLES: &[&str] = &["products", "variants", "inventory_movements", "orders", "customers"];
@@ -69,6 +71,7 @@ pub async fn inspect_sqlite_file(path: &Path, known_version: i64) -> Result<Back
             counts.push((*table, n));
         }
     }
+    let encrypted = crate::check::encrypted_samples(&mut conn, 3).await?;
     conn.close().await?;
-    Ok(BackupInfo { schema_version, migrations, counts })
+    Ok(BackupInfo { schema_version, migrations, counts, encrypted })
 }

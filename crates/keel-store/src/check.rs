@@ -159,3 +159,21 @@ async fn counts_applied_twice(conn: &mut AnyConnection) -> Result<Vec<Problem>> 
         })
         .collect()
 }
+
+/// A few encrypted values from each table that holds them (newest rows),
+/// for `keel check` to prove the key in use can read them: (table, value).
+pub async fn encrypted_samples(conn: &mut AnyConnection, per_table: i64) -> Result<Vec<(&'static str, String)>> {
+    const SOURCES: [(&str, &str); 4] = [
+        ("customers", "SELECT email_enc FROM customers ORDER BY id DESC LIMIT $1"),
+        ("orders", "SELECT email_enc FROM orders WHERE email_enc IS NOT NULL ORDER BY id DESC LIMIT $1"),
+        ("carts", "SELECT email_enc FROM carts WHERE email_enc IS NOT NULL ORDER BY id DESC LIMIT $1"),
+        ("webhook_endpoints", "SELECT secret_enc FROM webhook_endpoints ORDER BY id DESC LIMIT $1"),
+    ];
+    let mut out = Vec::new();
+    for (table, sql) in SOURCES {
+        for row in sqlx::query(sql).bind(per_table).fetch_all(&mut *conn).await? {
+            out.push((table, row.try_get::<String, _>(0)?));
+        }
+    }
+    Ok(out)
+}

@@ -1,7 +1,14 @@
 //! `keel backup FILE` and `keel restore FILE` for the embedded SQLite
 //! database; on PostgreSQL both print the `pg_dump`/`pg_restore` commands to
 //! use instead and exit non-zero.
+//!
+//! Personal data in the database is encrypted with the master key, so a
+//! backup without its key cannot be read: `backup` writes the key to
+//! `FILE.key` (mode 0600; keep it apart from FILE, where secrets are kept),
+//! and `restore` installs it and refuses a file the key in use cannot
+//! decrypt, before anything is replaced.
 
+use keel_app::secrets::Secrets;
 use keel_app::{Location, PoolSizes, Store};
 use keel_store::backup::{inspect_sqlite_file, BackupInfo};
 use std::fs::{File, OpenOptions};
@@ -67,7 +74,12 @@ fn summary(info: &BackupInfo) -> String {
     format!("schema version {}, {}", info.schema_version, counts.join(", "))
 }
 
-pub async fn backup(location: &Location, file: &Path, force: bool) -> Result<ExitCode, AnyError> {
+/// Where `backup FILE` writes the master key, and `restore FILE` looks for it.
+pub fn key_path(file: &Path) -> PathBuf {
+    with_suffix(file, ".key")
+}
+
+pub async fn backup(location: &Location, file: &Path, force: bool, master: Option<[u8; 32]>) -> Result<ExitCode, AnyError> {
     let db = match location {
         Location::Postgres(_) => {
             eprintln!("{PG_HELP}");
@@ -78,9 +90,15 @@ pub async fn backup(location: &Location, file: &Path, force: bool) -> Result<Exi
     if !db.exists() {
         return Err(format!("no database at {}", db.display()).into());
     }
-    if file.exists() && !force {
-        return Err(format!("{} already exists; pass --force to replace it", file.display()).into());
+    let key_file = key_path(file);
+    for f in [file, key_file.as_path()] {
+        if f.exists() && !force {
+            return Err(format!("{} already exists; pass --force to replace it", f.display()).into());
+        }
     }
+    let Some(master) = master else {
+        return Err("no master key (KEEL_SECRET_KEY or DATA_DIR/secret.key): the backup could not be read back".into());
+    };
     // Written next to the target under a temporary name, then renamed: a
     // failed backup never leaves a half-written FILE.
     let partial = with_suffix(file, &format!(".partial-{}", std::process::id()));
@@ -99,13 +117,26 @@ pub async fn backup(location: &Location, file: &Path, force: bool) -> Result<Exi
         std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600))?;
     }
     File::open(&partial)?.sync_all()?;
+    let partial_key = with_suffix(&key_file, &format!(".partial-{}", std::process::id()));
+    let _ = std::fs::remove_file(&partial_key);
+    Secrets::write_master(&partial_key, &master)?;
     std::fs::rename(&partial, file)?;
+    std::fs::rename(&partial_key, &key_file)?;
     let info = inspect_sqlite_file(file, keel_store::migrate::latest_version()).await?;
     println!("backup written to {} ({})", file.display(), summary(&info));
+    println!("master key written to {} — keep it apart from the backup, where secrets are kept", key_file.display());
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn restore(location: &Location, file: &Path) -> Result<ExitCode, AnyError> {
+/// `data_dir` gets `secret.key` from the backup's key file (`key`, else
+/// `FILE.key`) unless `KEEL_SECRET_KEY` (`env_key`) names the key.
+pub async fn restore(
+    location: &Location,
+    file: &Path,
+    key: Option<&Path>,
+    data_dir: &Path,
+    env_key: Option<&str>,
+) -> Result<ExitCode, AnyError> {
     let db = match location {
         Location::Postgres(_) => {
             eprintln!("{PG_HELP}");
@@ -116,6 +147,30 @@ pub async fn restore(location: &Location, file: &Path) -> Result<ExitCode, AnyEr
     let info = inspect_sqlite_file(file, keel_store::migrate::latest_version())
         .await
         .map_err(|e| format!("{} cannot be restored: {e}", file.display()))?;
+    // The key that will read the restored data: the backup's own, else the
+    // one already in use here. Refuse before replacing anything if it
+    // cannot decrypt the file.
+    let key_file = key.map(Path::to_path_buf).unwrap_or_else(|| key_path(file));
+    let backup_key = match std::fs::read_to_string(&key_file) {
+        Ok(text) => Some(Secrets::parse_master(&text).map_err(|e| format!("{}: {e}", key_file.display()))?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && key.is_none() => None,
+        Err(e) => return Err(format!("cannot read the key file {}: {e}", key_file.display()).into()),
+    };
+    let in_use = Secrets::read_master(env_key, data_dir)?;
+    let master = match (env_key.filter(|k| !k.trim().is_empty()), backup_key, in_use) {
+        (Some(_), _, Some(k)) => k,
+        (None, Some(k), _) => k,
+        (None, None, Some(k)) => k,
+        _ => return Err(format!("no master key for {}: expected {} (written by `keel backup`) or KEEL_SECRET_KEY", file.display(), key_file.display()).into()),
+    };
+    let secrets = Secrets::from_master(master);
+    if let Some((table, _)) = info.encrypted.iter().find(|(_, v)| secrets.decrypt(v).is_err()) {
+        return Err(format!(
+            "{} cannot be decrypted with this master key ({table}); restore it with the key written beside it by `keel backup` (--key FILE.key)",
+            file.display()
+        )
+        .into());
+    }
     let lock = open_lock(db)?;
     if lock.try_lock().is_err() {
         return Err(format!("{} is in use by a running `keel serve`; stop it first", db.display()).into());
@@ -147,6 +202,14 @@ pub async fn restore(location: &Location, file: &Path) -> Result<ExitCode, AnyEr
         out.sync_all()?;
     }
     std::fs::rename(&incoming, db)?;
+    if env_key.filter(|k| !k.trim().is_empty()).is_none() && in_use != Some(master) {
+        let target = data_dir.join("secret.key");
+        if target.exists() {
+            std::fs::rename(&target, with_suffix(&aside, ".secret.key"))?;
+        }
+        Secrets::write_master(&target, &master)?;
+        println!("master key installed as {}", target.display());
+    }
     let store = Store::open(location, PoolSizes { postgres: 1, sqlite_readers: 1 }).await?;
     let applied = store.migrate().await;
     store.close().await;

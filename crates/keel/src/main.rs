@@ -64,7 +64,12 @@ enum Command {
     /// Replace the SQLite database with the backup FILE (the server must be
     /// stopped; the current database is kept aside). On PostgreSQL, prints
     /// the `pg_restore` command to use.
-    Restore { file: PathBuf },
+    Restore {
+        file: PathBuf,
+        /// The master key file written by `keel backup` (default: FILE.key).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
     /// Manage API keys.
     Apikey {
         #[command(subcommand)]
@@ -159,15 +164,39 @@ fn main() -> ExitCode {
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
+fn env_secret_key() -> Option<String> {
+    std::env::var("KEEL_SECRET_KEY").ok()
+}
+
+/// Opens the database (migrating it) for `serve` and `migrate`, which may
+/// create it.
 async fn open(cli: &Cli) -> Result<App, AnyError> {
+    open_app(cli, true).await
+}
+
+/// Opens an existing database for every other command: a mistyped
+/// `--data-dir` must not create an empty database and report it ok.
+async fn open_existing(cli: &Cli) -> Result<App, AnyError> {
+    open_app(cli, false).await
+}
+
+async fn open_app(cli: &Cli, may_create: bool) -> Result<App, AnyError> {
     let location = Location::resolve(cli.database_url.as_deref(), &cli.data_dir);
+    if let Location::SqliteFile(path) = &location {
+        if !may_create && !path.exists() {
+            return Err(format!(
+                "no Keel database at {} (is --data-dir right? `keel migrate` or `keel serve` creates one)",
+                path.display()
+            )
+            .into());
+        }
+    }
     let store = Store::open(&location, PoolSizes::default()).await?;
     let applied = store.migrate().await?;
     if !applied.is_empty() {
         tracing::info!(?applied, database = %location.describe(), "migrations applied");
     }
-    let key = std::env::var("KEEL_SECRET_KEY").ok();
-    let secrets = keel_app::secrets::Secrets::load(key.as_deref(), &cli.data_dir)?;
+    let secrets = keel_app::secrets::Secrets::load(env_secret_key().as_deref(), &cli.data_dir)?;
     let purge = keel_app::purge::PurgeConfig::from_env()?;
     let media_dir = cli.media_dir.clone().unwrap_or_else(|| cli.data_dir.join("media"));
     let mut app = App::new(store, secrets)
@@ -309,7 +338,7 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check => {
-            let app = open(&cli).await?;
+            let app = open_existing(&cli).await?;
             let report = app.check().await?;
             app.store.close().await;
             println!(
@@ -328,15 +357,23 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             }
         }
         Command::Backup { file, force } => {
-            backup::backup(&Location::resolve(cli.database_url.as_deref(), &cli.data_dir), file, *force).await
+            let location = Location::resolve(cli.database_url.as_deref(), &cli.data_dir);
+            let master = match location {
+                Location::SqliteFile(_) => keel_app::secrets::Secrets::read_master(env_secret_key().as_deref(), &cli.data_dir)?,
+                Location::Postgres(_) => None,
+            };
+            backup::backup(&location, file, *force, master).await
         }
-        Command::Restore { file } => backup::restore(&Location::resolve(cli.database_url.as_deref(), &cli.data_dir), file).await,
+        Command::Restore { file, key } => {
+            let location = Location::resolve(cli.database_url.as_deref(), &cli.data_dir);
+            backup::restore(&location, file, key.as_deref(), &cli.data_dir, env_secret_key().as_deref()).await
+        }
         Command::Apikey { command: ApikeyCommand::Create { name, role, expires_in_days } } => {
             let role = keel_domain::access::Role::parse("role", role)?;
             if expires_in_days.is_some_and(|d| !(1..=keel_app::apikeys::MAX_EXPIRY_DAYS).contains(&d)) {
                 return Err(format!("--expires-in-days must be between 1 and {}", keel_app::apikeys::MAX_EXPIRY_DAYS).into());
             }
-            let app = open(&cli).await?;
+            let app = open_existing(&cli).await?;
             let new = keel_app::apikeys::NewApiKey {
                 name: name.clone(),
                 role,
@@ -352,7 +389,7 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
         Command::User { command: UserCommand::Create { email, role } } => {
             let role = keel_domain::access::Role::parse("role", role)?;
             let password = std::env::var("KEEL_USER_PASSWORD").ok().filter(|p| !p.is_empty());
-            let app = open(&cli).await?;
+            let app = open_existing(&cli).await?;
             let created = app.create_staff_user(email, role, password.as_deref(), keel_domain::time::now_micros()).await;
             app.store.close().await;
             let created = created?;
@@ -367,7 +404,7 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
         }
         Command::User { command: UserCommand::List { status } } => {
             let filter = keel_app::staff::accounts::StaffFilter::parse("status", status)?;
-            let app = open(&cli).await?;
+            let app = open_existing(&cli).await?;
             let users = app.list_staff_users(filter, keel_domain::time::now_micros()).await;
             app.store.close().await;
             let users = users?;
@@ -386,7 +423,7 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::User { command: UserCommand::Disable { email } } => {
-            let app = open(&cli).await?;
+            let app = open_existing(&cli).await?;
             let done = app.operator_disable_staff_user(email, keel_domain::time::now_micros()).await;
             app.store.close().await;
             let a = done?;
@@ -394,7 +431,7 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::User { command: UserCommand::Enable { email } } => {
-            let app = open(&cli).await?;
+            let app = open_existing(&cli).await?;
             let done = app.operator_enable_staff_user(email, keel_domain::time::now_micros()).await;
             app.store.close().await;
             let a = done?;

@@ -156,3 +156,96 @@ async fn backup_while_serving_restores_into_a_fresh_dir_with_a_clean_check() {
     assert!(aside, "the replaced database is kept");
     let _ = std::fs::remove_dir_all(&db.dir);
 }
+
+/// `keel` with only a data directory: the master key is the generated
+/// `DATA_DIR/secret.key`, as on a fresh install.
+fn keel_plain(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["--data-dir", &data_dir.display().to_string()])
+        .args(args)
+        .env_remove("KEEL_DATABASE_URL")
+        .env_remove("KEEL_SECRET_KEY")
+        .env("KEEL_LOG", "warn")
+        .output()
+        .expect("run keel")
+}
+
+/// A backup carries its master key: restored into a fresh directory on
+/// another machine (no KEEL_SECRET_KEY), its personal data reads back and
+/// `keel check` decrypts a sample; a wrong key is refused before anything is
+/// replaced; a mistyped data directory is an error, not an empty database.
+#[tokio::test]
+async fn a_backup_restored_elsewhere_brings_its_key_and_reads_its_personal_data() {
+    if postgres_url().is_some() {
+        return; // SQLite's backup command; PostgreSQL uses pg_dump.
+    }
+    let root = std::env::temp_dir().join(format!("keel_keyed_backup_{}_{}", std::process::id(), rand_suffix()));
+    let (a, b, c, d) = (root.join("a"), root.join("b"), root.join("c"), root.join("d"));
+    for dir in [&a, &b, &c, &d] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let out = keel_plain(&a, &["migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let cart_id = {
+        let store = keel_app::Store::open(&keel_app::Location::SqliteFile(a.join("keel.db")), keel_app::PoolSizes::default()).await.unwrap();
+        let secrets = keel_app::secrets::Secrets::load(None, &a).unwrap();
+        let app = keel_app::App::new(store, secrets);
+        let cart = app
+            .create_cart(&keel_app::Actor::system("test"), serde_json::from_value(json!({"currency": "USD", "email": "restored@example.com"})).unwrap())
+            .await
+            .unwrap();
+        app.store.close().await;
+        cart.id
+    };
+
+    let file = b.join("shop.db");
+    let out = keel_plain(&a, &["backup", &file.display().to_string()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let key_file = b.join("shop.db.key");
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), std::fs::read_to_string(a.join("secret.key")).unwrap());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    // Another key cannot read it: refused, and nothing is put in place.
+    let wrong = root.join("wrong.key");
+    std::fs::write(&wrong, "11".repeat(32)).unwrap();
+    let out = keel_plain(&d, &["restore", &file.display().to_string(), "--key", &wrong.display().to_string()]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be decrypted"), "{}", text(&out));
+    assert!(!d.join("keel.db").exists(), "a refused restore replaces nothing");
+
+    // A fresh directory: the key comes along, the data reads back.
+    let out = keel_plain(&c, &["restore", &file.display().to_string()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = keel_plain(&c, &["check"]);
+    assert!(out.status.success(), "{}", text(&out));
+    {
+        let store = keel_app::Store::open(&keel_app::Location::SqliteFile(c.join("keel.db")), keel_app::PoolSizes::default()).await.unwrap();
+        let app = keel_app::App::new(store, keel_app::secrets::Secrets::load(None, &c).unwrap());
+        let cart = app.get_cart(&cart_id).await.unwrap();
+        assert_eq!(cart.email.as_deref(), Some("restored@example.com"));
+        app.store.close().await;
+    }
+
+    // The same database under another key: `keel check` names it.
+    std::fs::remove_file(c.join("secret.key")).unwrap();
+    std::fs::write(c.join("secret.key"), "22".repeat(32)).unwrap();
+    let out = keel_plain(&c, &["check"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL [encryption] carts"), "{}", text(&out));
+
+    // A mistyped data directory is an error, and creates nothing.
+    let typo = root.join("typo");
+    let out = keel_plain(&typo, &["check"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no Keel database"), "{}", text(&out));
+    assert!(!typo.join("keel.db").exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_007
+}
