@@ -4,6 +4,7 @@
 //! its inputs, which is what makes the invariants here property-testable.
 
 pub mod access;
+pub mod audit;
 pub mod catalog;
 pub mod error;
 pub mod health;

@@ -1,5 +1,8 @@
 //! The audit log: insert and read, nothing else. There is deliberately no
-//! update or delete here, and the migration's triggers refuse both.
+//! update or delete here, and the migration's triggers refuse both. Every
+//! insert extends the hash chain (`keel_domain::audit`): the head row is
+//! locked, the entry takes the next place and the head moves to its hash,
+//! in the caller's transaction.
 
 use crate::Result;
 use sqlx::any::AnyRow;
@@ -34,18 +37,82 @@ fn from_row(r: &AnyRow) -> Result<AuditRow> {
 }
 
 pub async fn insert(conn: &mut AnyConnection, row: &AuditRow) -> Result<()> {
-    sqlx::query(&format!("INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
-        .bind(&row.id)
-        .bind(&row.actor)
-        .bind(&row.action)
-        .bind(&row.target)
-        .bind(&row.summary)
-        .bind(&row.ip)
-        .bind(row.status)
-        .bind(row.occurred_at)
-        .execute(conn)
-        .await?;
+    // One chain for all writers: on PostgreSQL the head row's lock orders
+    // concurrent inserts; SQLite has one writer.
+    let lock = if crate::Backend::of(conn) == crate::Backend::Postgres { " FOR UPDATE" } else { "" };
+    let head = sqlx::query(&format!("SELECT seq, head FROM audit_chain WHERE id = 1{lock}")).fetch_one(&mut *conn).await?;
+    let (seq, prev): (i64, String) = (head.try_get::<i64, _>("seq")? + 1, head.try_get("head")?);
+    let hash = keel_domain::audit::entry_hash(&prev, &chain_entry(row, seq));
+    sqlx::query(&format!(
+        "INSERT INTO audit_log ({COLUMNS}, chain_seq, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    ))
+    .bind(&row.id)
+    .bind(&row.actor)
+    .bind(&row.action)
+    .bind(&row.target)
+    .bind(&row.summary)
+    .bind(&row.ip)
+    .bind(row.status)
+    .bind(row.occurred_at)
+    .bind(seq)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE audit_chain SET seq = $1, head = $2 WHERE id = 1").bind(seq).bind(&hash).execute(conn).await?;
     Ok(())
+}
+
+fn chain_entry(row: &AuditRow, seq: i64) -> keel_domain::audit::Entry<'_> {
+    keel_domain::audit::Entry {
+        seq,
+        id: &row.id,
+        actor: &row.actor,
+        action: &row.action,
+        target: row.target.as_deref(),
+        summary: &row.summary,
+        ip: row.ip.as_deref(),
+        status: row.status,
+        occurred_at: row.occurred_at,
+    }
+}
+
+/// Walks the chain from its first entry and returns the first entry that
+/// does not hold (its id and why), or `None` when every hash and the head
+/// agree.
+pub async fn verify_chain(conn: &mut AnyConnection) -> Result<Option<(String, &'static str)>> {
+    use futures_util::TryStreamExt;
+    let mut prev = keel_domain::audit::GENESIS.to_owned();
+    let mut expected_seq = 1;
+    let mut last_id = None;
+    {
+        let sql = format!("SELECT {COLUMNS}, chain_seq, prev_hash, hash FROM audit_log WHERE chain_seq IS NOT NULL ORDER BY chain_seq");
+        let mut rows = sqlx::query(&sql).fetch(&mut *conn);
+        while let Some(r) = rows.try_next().await? {
+            let row = from_row(&r)?;
+            let seq: i64 = r.try_get("chain_seq")?;
+            let stored_prev: String = r.try_get("prev_hash")?;
+            let stored: String = r.try_get("hash")?;
+            if seq != expected_seq {
+                return Ok(Some((row.id, "an entry before it is missing from the chain")));
+            }
+            if stored_prev != prev {
+                return Ok(Some((row.id, "its link to the previous entry is broken")));
+            }
+            if keel_domain::audit::entry_hash(&prev, &chain_entry(&row, seq)) != stored {
+                return Ok(Some((row.id, "its contents were changed after it was written")));
+            }
+            prev = stored;
+            expected_seq += 1;
+            last_id = Some(row.id);
+        }
+    }
+    let head = sqlx::query("SELECT seq, head FROM audit_chain WHERE id = 1").fetch_one(conn).await?;
+    let (seq, hash): (i64, String) = (head.try_get("seq")?, head.try_get("head")?);
+    if seq != expected_seq - 1 || hash != prev {
+        return Ok(Some((last_id.unwrap_or_else(|| "(start)".into()), "entries after it were removed")));
+    }
+    Ok(None)
 }
 
 /// Filters for [`list`]; every one is optional.

@@ -115,6 +115,7 @@ pub async fn run(conn: &mut AnyConnection) -> Result<Report> {
         }
     }
     report.problems.extend(counts_applied_twice(conn).await?);
+    report.problems.extend(audit_chain(conn).await?);
     let row = sqlx::query("SELECT COUNT(*) AS n FROM inventory_movements").fetch_one(conn).await?;
     report.movements_checked = row.try_get("n")?;
     Ok(report)
@@ -158,6 +159,16 @@ async fn counts_applied_twice(conn: &mut AnyConnection) -> Result<Vec<Problem>> 
             })
         })
         .collect()
+}
+
+/// The audit log's hash chain, as a problem naming the first entry that
+/// does not hold.
+pub async fn audit_chain(conn: &mut AnyConnection) -> Result<Vec<Problem>> {
+    Ok(crate::audit::verify_chain(conn)
+        .await?
+        .map(|(id, why)| Problem { check: "audit_chain", subject: id, detail: why.to_owned() })
+        .into_iter()
+        .collect())
 }
 
 /// A few encrypted values from each table that holds them (newest rows),

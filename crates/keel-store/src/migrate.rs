@@ -102,6 +102,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0016_feed_leases.sql"),
         postgres: include_str!("../migrations/postgres/0016_feed_leases.sql"),
     },
+    Migration {
+        version: 18,
+        name: "append_only",
+        sqlite: include_str!("../migrations/sqlite/0018_append_only.sql"),
+        postgres: include_str!("../migrations/postgres/0018_append_only.sql"),
+    },
 ];
 
 /// FNV-1a: a stable fingerprint, not a security measure.

@@ -147,3 +147,58 @@ async fn admin_form_writes_are_recorded_with_the_staff_user_and_field_names() {
     assert_eq!(entries[1]["status"], 403);
     assert_eq!(entries[1]["summary"]["fields"], json!(["nothing"]));
 }
+
+#[tokio::test]
+async fn the_ledger_and_the_outbox_refuse_changes_like_the_audit_log() {
+    let t = spawn_app().await;
+    let loc = t.location("Ledger", 1).await;
+    t.product("Ledger", &["LEDGER-1"]).await;
+    t.receive("LEDGER-1", &loc, 5).await;
+    for sql in [
+        "UPDATE inventory_movements SET quantity = quantity + 1",
+        "DELETE FROM inventory_movements",
+        "UPDATE events SET type = 'x'",
+        "DELETE FROM events",
+    ] {
+        let refused = t.db.try_execute_raw(sql).await;
+        assert!(refused.is_err_and(|e| e.contains("append-only")), "{sql} must be refused");
+    }
+    t.assert_consistent().await;
+}
+
+/// Someone with database access lifts the triggers and edits an entry, or
+/// drops the newest: `keel check` names the first entry that no longer holds.
+#[tokio::test]
+async fn keel_check_names_the_first_audit_entry_that_was_tampered_with() {
+    let t = spawn_app().await;
+    for name in ["A", "B", "C"] {
+        t.location(name, 1).await;
+    }
+    t.assert_consistent().await;
+    let ids: Vec<String> = {
+        let body = t.get("/audit-log?limit=10").await.body;
+        let mut ids: Vec<String> = body["data"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect();
+        ids.reverse(); // oldest first
+        ids
+    };
+    assert_eq!(ids.len(), 3);
+    let lift = match t.app.store.backend() {
+        keel_app::Backend::Sqlite => "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;",
+        keel_app::Backend::Postgres => "DROP TRIGGER audit_log_no_change ON audit_log;",
+    };
+    t.db.execute_raw(lift).await;
+    t.db.execute_raw(&format!("UPDATE audit_log SET status = 200 WHERE id = '{}'", ids[1])).await;
+    let report = t.app.check().await.unwrap();
+    let chain: Vec<_> = report.problems.iter().filter(|p| p.check == "audit_chain").collect();
+    assert_eq!(chain.len(), 1, "{:?}", report.problems);
+    assert_eq!(chain[0].subject, ids[1], "the edited entry is named");
+    assert!(chain[0].detail.contains("changed"), "{}", chain[0].detail);
+
+    t.db.execute_raw(&format!("UPDATE audit_log SET status = 201 WHERE id = '{}'", ids[1])).await;
+    assert!(t.app.check().await.unwrap().problems.is_empty(), "restored: the chain holds again");
+    t.db.execute_raw(&format!("DELETE FROM audit_log WHERE id = '{}'", ids[2])).await;
+    let report = t.app.check().await.unwrap();
+    let chain: Vec<_> = report.problems.iter().filter(|p| p.check == "audit_chain").collect();
+    assert_eq!(chain.len(), 1, "{:?}", report.problems);
+    assert!(chain[0].detail.contains("removed"), "{}", chain[0].detail);
+}
