@@ -325,9 +325,7 @@ impl App {
         check_quantity("quantity", input.quantity)?;
         in_tx!(self, |tx| {
             let row = open_cart(&mut tx, id).await?;
-            if db::lines(&mut tx, &row.id).await?.len() >= MAX_LINES {
-                return Err(Invalid::new("sku", "too_many_lines", format!("a cart holds at most {MAX_LINES} lines")).into());
-            }
+            let lines = db::lines(&mut tx, &row.id).await?;
             let variant = catalog::variant_by_sku(&mut tx, sku.as_str())
                 .await?
                 .ok_or_else(|| AppError::not_found_at("variant", sku.as_str(), "sku"))?;
@@ -340,6 +338,19 @@ impl App {
             let Some((_, amount)) = variant.prices.iter().find(|(c, _)| *c == row.currency) else {
                 return Err(Invalid::new("sku", "no_price", format!("{sku} has no price in {}", row.currency)).into());
             };
+            // The same variant again adds to its line: the added quantity
+            // was checked above, the line's new total is checked here.
+            if let Some(line) = lines.iter().find(|l| l.variant_id == variant.id) {
+                let total = line.quantity.saturating_add(input.quantity);
+                check_quantity("quantity", total)?;
+                if !db::set_line_quantity(&mut tx, &row.id, &line.id, total).await? {
+                    return Err(AppError::Contended);
+                }
+                return self.save_open_cart(&mut tx, row, actor).await;
+            }
+            if lines.len() >= MAX_LINES {
+                return Err(Invalid::new("sku", "too_many_lines", format!("a cart holds at most {MAX_LINES} lines")).into());
+            }
             let title = if variant.title == "Default" { product.title.clone() } else { format!("{} — {}", product.title, variant.title) };
             let line = CartLineRow {
                 id: CartLineId::generate().to_string(),

@@ -159,7 +159,9 @@ macro_rules! in_tx {
         loop {
             let outcome: $crate::Result<_> = async {
                 let mut $tx = $app.store.begin().await?;
-                let value = { $body };
+                // The body in its own block: a `return` in it ends the body
+                // (and is committed if `Ok`), never skips the commit.
+                let value: $crate::Result<_> = async { $body }.await;
                 match value {
                     Ok(v) => {
                         $tx.commit().await.map_err($crate::AppError::from)?;

@@ -45,17 +45,28 @@ const EXCEPTIONS: &[(&str, &str, Permission)] = &[
 /// path relative to `/api/v1` (e.g. `/products/{id}`); `None` when the
 /// route is unknown to this table, which callers treat as "refuse".
 pub fn api_permission(method: &Method, path: &str) -> Option<Permission> {
-    if let Some((_, _, p)) = EXCEPTIONS.iter().find(|(m, r, _)| *r == path && method.as_str() == *m) {
+    let method = table_method(method);
+    if let Some((_, _, p)) = EXCEPTIONS.iter().find(|(m, r, _)| *r == path && method == *m) {
         return Some(*p);
     }
     let resource = path.strip_prefix('/')?.split('/').next()?;
     let (_, read, write) = RESOURCES.iter().find(|(r, _, _)| *r == resource)?;
-    Some(if *method == Method::GET || *method == Method::HEAD { *read } else { *write })
+    Some(if method == "GET" { *read } else { *write })
+}
+
+/// The method as the tables name it: `HEAD` is answered by the `GET`
+/// handler, so it needs exactly what `GET` needs (exceptions included).
+fn table_method(method: &Method) -> &str {
+    if *method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    }
 }
 
 /// The permission a route outside `/api/v1` that takes an API key needs.
 pub fn machine_permission(method: &Method, path: &str) -> Option<Permission> {
-    match (method.as_str(), path) {
+    match (table_method(method), path) {
         ("GET", "/metrics") => Some(MetricsRead),
         _ => None,
     }
@@ -91,5 +102,6 @@ pub fn admin_routes() -> impl Iterator<Item = &'static AdminRoute> {
 
 /// What an admin route asks for; `None` (refuse) for one not declared.
 pub fn admin_access(method: &Method, path: &str) -> Option<Access> {
-    admin_routes().find(|(m, p, _)| *p == path && method.as_str() == *m).map(|(_, _, a)| *a)
+    let method = table_method(method);
+    admin_routes().find(|(m, p, _)| *p == path && method == *m).map(|(_, _, a)| *a)
 }

@@ -2,8 +2,8 @@
 //! policy ([`crate::storefront::security_headers`], with the stylesheet's
 //! hash); this outer layer fills in whatever a response lacks: the same
 //! storefront policy for other HTML, a deny-everything policy for JSON and
-//! files, `nosniff`, the referrer policy, framing refused, and HSTS when
-//! served over TLS.
+//! files, `nosniff`, the referrer policy, framing refused, a
+//! `Permissions-Policy`, and HSTS when served over TLS.
 
 use crate::AppState;
 use axum::extract::{Request, State};
@@ -13,6 +13,9 @@ use axum::response::Response;
 
 /// For responses that are not pages: nothing may load, nothing may frame.
 pub const NON_HTML_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+/// Powerful browser features no Keel page uses are off for every page and
+/// anything it frames; `payment` stays with the shop's own origin.
+pub const PERMISSIONS_POLICY: &str = "camera=(), microphone=(), geolocation=(), usb=(), payment=(self)";
 /// One year, subdomains included; sent only when Keel itself serves HTTPS.
 pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 
@@ -36,6 +39,9 @@ pub async fn every_response(State(state): State<AppState>, req: Request, next: N
         }
     } else if !h.contains_key(header::X_CONTENT_TYPE_OPTIONS) {
         baseline(h);
+    }
+    if !h.contains_key("permissions-policy") {
+        h.insert("permissions-policy", HeaderValue::from_static(PERMISSIONS_POLICY));
     }
     if state.edge.https {
         h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));

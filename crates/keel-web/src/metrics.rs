@@ -48,6 +48,7 @@ impl HttpMetrics {
 /// ids do not explode the label set).
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    tracing::Span::current().record("route", route.as_str());
     let method = req.method().as_str().to_owned();
     let started = Instant::now();
     let res = next.run(req).await;

@@ -467,7 +467,7 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             let (shutdown_tx, shutdown_rx) = watch::channel(false);
             let workers = if *no_workers { Vec::new() } else { keel_app::workers::spawn_all(app.clone(), shutdown_rx.clone()) };
             let base = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
-            let storefront = storefront_settings(&base)?;
+            let storefront = storefront_settings(&base)?.with_tls(tls.is_some());
             println!("Keel {} is serving on {base}", env!("CARGO_PKG_VERSION"));
             println!("  Shop      {}/", storefront.public_url);
             println!("  API       {base}/api/v1");
@@ -486,11 +486,12 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             }
             let mut edge = edge_settings()?;
             edge.https = tls.is_some();
+            let public_origin = storefront.public_origin.clone();
             let state = keel_web::AppState::new(app.clone()).with_storefront(storefront).with_edge(edge);
             let service = keel_web::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
             if let Some(r) = redirect {
                 let mut stop = shutdown_rx.clone();
-                let router = tls::redirect_router(addr.port());
+                let router = tls::redirect_router(addr.port(), public_origin);
                 tokio::spawn(async move {
                     let served = axum::serve(r, router)
                         .with_graceful_shutdown(async move {

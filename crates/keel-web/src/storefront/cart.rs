@@ -178,13 +178,8 @@ pub async fn add(State(s): State<AppState>, headers: HeaderMap, mut visitor: Vis
                 cart
             }
         };
-        // The same variant again adds to its line rather than a second one.
-        match cart.lines.iter().find(|l| l.variant_id == variant.id) {
-            Some(line) => {
-                s.app.update_cart_line(&actor, &cart.id, &line.id, CartLineChanges { quantity: line.quantity.saturating_add(quantity) }).await?
-            }
-            None => s.app.add_cart_line(&actor, &cart.id, CartLineInput { sku: variant.sku.clone(), quantity }).await?,
-        };
+        // The same variant again adds to its line (the app merges them).
+        s.app.add_cart_line(&actor, &cart.id, CartLineInput { sku: variant.sku.clone(), quantity }).await?;
         Ok(())
     }
     .await;

@@ -67,9 +67,10 @@ pub fn same_origin(headers: &HeaderMap, config: &Settings) -> bool {
     match &config.public_origin {
         Some(public) => claimed == *public,
         None => {
+            // Scheme and host both: an `http://` page must not post to the
+            // `https://` shop on the same host.
             let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(|h| h.trim().to_ascii_lowercase());
-            let authority = claimed.split_once("://").map(|(_, a)| a);
-            host.is_some() && authority == host.as_deref()
+            host.is_some_and(|h| claimed == format!("{}://{h}", config.scheme))
         }
     }
 }
@@ -122,6 +123,12 @@ mod tests {
         assert!(!same_origin(&headers(&[("origin", "null"), ("host", "a.test")]), &local));
         assert!(same_origin(&headers(&[("referer", "http://a.test/products/x"), ("host", "a.test")]), &local));
         assert!(!same_origin(&headers(&[("host", "a.test")]), &local));
+        // The scheme counts too.
+        assert!(!same_origin(&headers(&[("origin", "https://a.test"), ("host", "a.test")]), &local));
+        let tls = Settings::default().with_tls(true);
+        assert!(same_origin(&headers(&[("origin", "https://a.test"), ("host", "a.test")]), &tls));
+        assert!(!same_origin(&headers(&[("origin", "http://a.test"), ("host", "a.test")]), &tls));
+        assert!(tls.secure_cookies, "under TLS cookies are always Secure");
         let public = Settings::default().with_public_url("https://shop.example").unwrap();
         assert!(same_origin(&headers(&[("origin", "https://shop.example"), ("host", "10.0.0.5")]), &public));
         assert!(!same_origin(&headers(&[("origin", "http://shop.example"), ("host", "shop.example")]), &public));

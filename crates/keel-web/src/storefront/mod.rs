@@ -62,8 +62,12 @@ pub struct Settings {
     /// The shop's public origin when `KEEL_PUBLIC_URL` is configured: forms
     /// must come from it. Unset: from the request's own `Host`.
     pub public_origin: Option<String>,
-    /// Send the session cookie with `Secure` (the public URL is https).
+    /// Send cookies with `Secure`: the public URL is https, or Keel itself
+    /// serves TLS.
     pub secure_cookies: bool,
+    /// The scheme requests arrive on (`https` when Keel serves TLS), for the
+    /// same-origin check when no public URL is configured.
+    pub scheme: &'static str,
     /// The currency prices are shown and filtered in, and of new carts.
     pub currency: String,
     /// Rendered product pages, revalidated on every request.
@@ -76,6 +80,7 @@ impl Default for Settings {
             public_url: DEFAULT_PUBLIC_URL.to_owned(),
             public_origin: None,
             secure_cookies: false,
+            scheme: "http",
             currency: "USD".to_owned(),
             cache: FragmentCache::new(1024),
         }
@@ -96,6 +101,16 @@ impl Settings {
         s.secure_cookies = scheme == "https";
         s.public_origin = Some(format!("{scheme}://{host}"));
         Ok(s)
+    }
+
+    /// Keel serves this listener over TLS: cookies are always `Secure`, and
+    /// forms must come from `https://` the request's host.
+    pub fn with_tls(mut self, tls: bool) -> Settings {
+        if tls {
+            self.secure_cookies = true;
+            self.scheme = "https";
+        }
+        self
     }
 
     /// Only the base of canonical URLs and the sitemap (the listen address

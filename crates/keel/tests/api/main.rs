@@ -21,6 +21,7 @@ mod durability;
 mod events;
 mod feeds;
 mod feeds_recovery;
+mod hardening;
 mod headers;
 mod health;
 mod images;

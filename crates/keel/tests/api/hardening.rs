@@ -1,0 +1,79 @@
+//! Regression tests for an outside security review's smaller findings: each
+//! failed before its fix.
+
+use keel_testkit::{json, spawn_app, TestApp};
+use reqwest::{Method, StatusCode};
+
+async fn key_with_role(t: &TestApp, role: &str) -> String {
+    let b = t.ok("/api-keys", json!({"name": format!("{role} key"), "role": role})).await;
+    b["secret"].as_str().unwrap().to_owned()
+}
+
+/// `HEAD` is answered by the `GET` handler, so it needs what `GET` needs —
+/// including the exceptions (a webhook secret is a write permission).
+#[tokio::test]
+async fn head_needs_what_get_needs_even_for_a_webhook_secret() {
+    let t = spawn_app().await;
+    let ep = t.ok("/webhook-endpoints", json!({"url": "https://hooks.example.com/keel"})).await;
+    let path = t.url(&format!("/webhook-endpoints/{}/secret", ep["id"].as_str().unwrap()));
+    let analyst = key_with_role(&t, "analyst").await;
+    for method in [Method::GET, Method::HEAD] {
+        let r = t.http.request(method.clone(), &path).bearer_auth(&analyst).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method} by an analyst");
+        let r = t.http.request(method.clone(), &path).bearer_auth(&t.key).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{method} by the owner");
+    }
+}
+
+#[tokio::test]
+async fn every_response_carries_a_permissions_policy() {
+    let t = spawn_app().await;
+    for path in ["/", "/admin/login", "/api/v1/products", "/healthz", "/no-such-page"] {
+        let r = t.http.get(format!("{}{path}", t.base)).bearer_auth(&t.key).send().await.unwrap();
+        let policy = r.headers().get("permissions-policy").map(|v| v.to_str().unwrap().to_owned());
+        assert!(policy.as_deref().is_some_and(|p| p.contains("camera=()") && p.contains("geolocation=()")), "{path}: {policy:?}");
+    }
+}
+
+/// Adding a negative quantity to a line already in the cart used to
+/// subtract from it; an added quantity is 1 or more, everywhere.
+#[tokio::test]
+async fn a_negative_quantity_never_changes_a_cart_line() {
+    let t = spawn_app().await;
+    let loc = t.location("Main", 1).await;
+    let product = t.product("Tee", &["NEG-1"]).await;
+    t.receive("NEG-1", &loc, 10).await;
+    let variant = product["variants"][0]["id"].as_str().unwrap().to_owned();
+
+    // API: the same SKU again adds to its line; a negative one is a 422.
+    let cart = t.ok("/carts", json!({"currency": "USD"})).await;
+    let id = cart["id"].as_str().unwrap();
+    t.ok(&format!("/carts/{id}/lines"), json!({"sku": "NEG-1", "quantity": 2})).await;
+    let merged = t.ok(&format!("/carts/{id}/lines"), json!({"sku": "NEG-1", "quantity": 1})).await;
+    assert_eq!(merged["lines"].as_array().unwrap().len(), 1, "{merged}");
+    assert_eq!(merged["lines"][0]["quantity"], 3);
+    let r = t.post(&format!("/carts/{id}/lines"), json!({"sku": "NEG-1", "quantity": -2})).await;
+    assert_eq!((r.status, r.error_param()), (StatusCode::UNPROCESSABLE_ENTITY, "quantity"), "{}", r.body);
+    assert_eq!(t.get(&format!("/carts/{id}")).await.body["lines"][0]["quantity"], 3);
+
+    // Storefront: the product page's add-to-cart form.
+    let shopper = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let add = |q: &str, cookie: Option<String>| {
+        let mut req = shopper
+            .post(format!("{}/cart/lines", t.base))
+            .header("origin", t.base.clone())
+            .form(&[("variant_id", variant.as_str()), ("quantity", q)]);
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        req.send()
+    };
+    let first = add("2", None).await.unwrap();
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let cookie = first.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    assert_eq!(add("-1", Some(cookie.clone())).await.unwrap().status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(add("0", Some(cookie.clone())).await.unwrap().status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(add("1", Some(cookie)).await.unwrap().status(), StatusCode::SEE_OTHER);
+    let quantities = t.db.scalar(&format!("SELECT SUM(quantity) FROM cart_lines WHERE variant_id = '{variant}' AND cart_id <> '{id}'")).await;
+    assert_eq!(quantities, 3, "2, then 1 more; the refused ones changed nothing");
+}
