@@ -23,6 +23,7 @@ pub mod locations;
 pub mod node;
 pub mod orders;
 pub mod payments;
+pub mod privacy;
 pub mod purge;
 pub mod reservations;
 pub mod secrets;

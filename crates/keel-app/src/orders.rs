@@ -69,7 +69,9 @@ pub struct OrderView {
     pub payment_status: String,
     pub currency: String,
     pub customer_id: Option<String>,
+    /// Personal data: `null` unless the caller's role holds `customers.read`.
     pub email: Option<String>,
+    /// Personal data: `null` unless the caller's role holds `customers.read`.
     pub shipping_address: Option<Address>,
     pub shipping_method_id: Option<String>,
     pub lines: Vec<OrderLineView>,

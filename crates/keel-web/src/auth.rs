@@ -124,6 +124,11 @@ impl ApiKey {
     pub fn actor(&self) -> keel_app::Actor {
         self.0.actor()
     }
+
+    /// Whom personal data in a response is shown to.
+    pub fn viewer(&self) -> keel_app::privacy::Viewer {
+        keel_app::privacy::Viewer::for_role(self.0.role)
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ApiKey {

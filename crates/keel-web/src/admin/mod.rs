@@ -187,6 +187,11 @@ impl StaffUser {
         allows(self.session.user.role, perm)
     }
 
+    /// Whom personal data on a page is shown to.
+    pub fn viewer(&self) -> keel_app::privacy::Viewer {
+        keel_app::privacy::Viewer::for_role(self.session.user.role)
+    }
+
     /// The page chrome for a page titled `title`.
     pub fn layout(&self, title: impl Into<String>) -> Layout {
         let u = self.user();

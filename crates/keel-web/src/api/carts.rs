@@ -31,25 +31,25 @@ pub struct Doc;
 #[utoipa::path(post, path = "/carts", tag = "checkout", request_body = NewCart,
     responses((status = 201, body = CartView), (status = 422, body = ErrorEnvelope)))]
 pub async fn create(State(s): State<AppState>, key: ApiKey, JsonBody(input): JsonBody<NewCart>) -> ApiResult<(StatusCode, Json<CartView>)> {
-    Ok((StatusCode::CREATED, Json(s.app.create_cart(&key.actor(), input).await?)))
+    Ok((StatusCode::CREATED, Json(key.viewer().show(s.app.create_cart(&key.actor(), input).await?))))
 }
 
 #[utoipa::path(get, path = "/carts/{id}", tag = "checkout", params(("id" = String, Path)),
     responses((status = 200, body = CartView), (status = 404, body = ErrorEnvelope)))]
-pub async fn show(State(s): State<AppState>, _key: ApiKey, Path(id): Path<String>) -> ApiResult<Json<CartView>> {
-    Ok(Json(s.app.get_cart(&id).await?))
+pub async fn show(State(s): State<AppState>, key: ApiKey, Path(id): Path<String>) -> ApiResult<Json<CartView>> {
+    Ok(Json(key.viewer().show(s.app.get_cart(&id).await?)))
 }
 
 #[utoipa::path(post, path = "/carts/{id}", tag = "checkout", params(("id" = String, Path)), request_body = CartChanges,
     responses((status = 200, body = CartView), (status = 409, description = "cart_not_open", body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
 pub async fn update(State(s): State<AppState>, key: ApiKey, Path(id): Path<String>, JsonBody(input): JsonBody<CartChanges>) -> ApiResult<Json<CartView>> {
-    Ok(Json(s.app.update_cart(&key.actor(), &id, input).await?))
+    Ok(Json(key.viewer().show(s.app.update_cart(&key.actor(), &id, input).await?)))
 }
 
 #[utoipa::path(post, path = "/carts/{id}/lines", tag = "checkout", params(("id" = String, Path)), request_body = CartLineInput,
     responses((status = 201, body = CartView), (status = 404, body = ErrorEnvelope), (status = 422, description = "no_price: the variant has no price in the cart's currency", body = ErrorEnvelope)))]
 pub async fn add_line(State(s): State<AppState>, key: ApiKey, Path(id): Path<String>, JsonBody(input): JsonBody<CartLineInput>) -> ApiResult<(StatusCode, Json<CartView>)> {
-    Ok((StatusCode::CREATED, Json(s.app.add_cart_line(&key.actor(), &id, input).await?)))
+    Ok((StatusCode::CREATED, Json(key.viewer().show(s.app.add_cart_line(&key.actor(), &id, input).await?))))
 }
 
 #[utoipa::path(post, path = "/carts/{id}/lines/{line_id}", tag = "checkout", params(("id" = String, Path), ("line_id" = String, Path)),
@@ -60,13 +60,13 @@ pub async fn update_line(
     Path((id, line_id)): Path<(String, String)>,
     JsonBody(input): JsonBody<CartLineChanges>,
 ) -> ApiResult<Json<CartView>> {
-    Ok(Json(s.app.update_cart_line(&key.actor(), &id, &line_id, input).await?))
+    Ok(Json(key.viewer().show(s.app.update_cart_line(&key.actor(), &id, &line_id, input).await?)))
 }
 
 #[utoipa::path(delete, path = "/carts/{id}/lines/{line_id}", tag = "checkout", params(("id" = String, Path), ("line_id" = String, Path)),
     responses((status = 200, body = CartView), (status = 404, body = ErrorEnvelope)))]
 pub async fn remove_line(State(s): State<AppState>, key: ApiKey, Path((id, line_id)): Path<(String, String)>) -> ApiResult<Json<CartView>> {
-    Ok(Json(s.app.remove_cart_line(&key.actor(), &id, &line_id).await?))
+    Ok(Json(key.viewer().show(s.app.remove_cart_line(&key.actor(), &id, &line_id).await?)))
 }
 
 #[utoipa::path(get, path = "/carts/{id}/shipping-methods", tag = "checkout", params(("id" = String, Path)),
@@ -89,5 +89,5 @@ pub async fn complete(
     JsonBody(input): JsonBody<CompleteInput>,
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
     let request = request.map(|Extension(r)| r);
-    Ok((StatusCode::CREATED, Json(s.app.complete_cart(&key.actor(), &id, input, request.as_ref()).await?)))
+    Ok((StatusCode::CREATED, Json(key.viewer().show(s.app.complete_cart(&key.actor(), &id, input, request.as_ref()).await?))))
 }

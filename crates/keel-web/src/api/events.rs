@@ -29,17 +29,17 @@ pub struct EventListQuery {
 #[utoipa::path(get, path = "/events", tag = "events", params(EventListQuery),
     responses((status = 200, description = "Events in commit order, oldest first", body = Page<EventView>),
               (status = 422, body = ErrorEnvelope)))]
-pub async fn list(State(s): State<AppState>, _key: ApiKey, QueryParams(q): QueryParams<EventListQuery>) -> ApiResult<Json<Page<EventView>>> {
+pub async fn list(State(s): State<AppState>, key: ApiKey, QueryParams(q): QueryParams<EventListQuery>) -> ApiResult<Json<Page<EventView>>> {
     let types: Vec<String> = q
         .types
         .as_deref()
         .map(|t| t.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect())
         .unwrap_or_default();
-    Ok(Json(s.app.list_events(&types, q.starting_after.as_deref(), check_limit(q.limit)?).await?))
+    Ok(Json(key.viewer().show(s.app.list_events(&types, q.starting_after.as_deref(), check_limit(q.limit)?).await?)))
 }
 
 #[utoipa::path(get, path = "/events/{id}", tag = "events", params(("id" = String, Path)),
     responses((status = 200, body = EventView), (status = 404, body = ErrorEnvelope)))]
-pub async fn show(State(s): State<AppState>, _key: ApiKey, Path(id): Path<String>) -> ApiResult<Json<EventView>> {
-    Ok(Json(s.app.get_event(&id).await?))
+pub async fn show(State(s): State<AppState>, key: ApiKey, Path(id): Path<String>) -> ApiResult<Json<EventView>> {
+    Ok(Json(key.viewer().show(s.app.get_event(&id).await?)))
 }

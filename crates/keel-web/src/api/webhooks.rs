@@ -100,12 +100,12 @@ pub struct MessageListQuery {
               (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
 pub async fn messages(
     State(s): State<AppState>,
-    _key: ApiKey,
+    key: ApiKey,
     Path(id): Path<String>,
     QueryParams(q): QueryParams<MessageListQuery>,
 ) -> ApiResult<Json<Page<WebhookMessageView>>> {
     let limit = check_limit(q.limit)?;
-    Ok(Json(s.app.list_webhook_messages(&id, q.status.as_deref(), q.starting_after.as_deref(), limit).await?))
+    Ok(Json(key.viewer().show(s.app.list_webhook_messages(&id, q.status.as_deref(), q.starting_after.as_deref(), limit).await?)))
 }
 
 #[utoipa::path(post, path = "/webhook-endpoints/{id}/recover", tag = "webhooks", params(("id" = String, Path)), request_body = RecoverInput,
@@ -123,13 +123,13 @@ pub async fn recover(
 
 #[utoipa::path(get, path = "/webhook-messages/{id}", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, description = "The message with every attempt", body = WebhookMessageView), (status = 404, body = ErrorEnvelope)))]
-pub async fn message(State(s): State<AppState>, _key: ApiKey, Path(id): Path<String>) -> ApiResult<Json<WebhookMessageView>> {
-    Ok(Json(s.app.get_webhook_message(&id).await?))
+pub async fn message(State(s): State<AppState>, key: ApiKey, Path(id): Path<String>) -> ApiResult<Json<WebhookMessageView>> {
+    Ok(Json(key.viewer().show(s.app.get_webhook_message(&id).await?)))
 }
 
 #[utoipa::path(post, path = "/webhook-messages/{id}/retry", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, description = "Scheduled now, with the same `webhook-id`", body = WebhookMessageView),
               (status = 404, body = ErrorEnvelope), (status = 409, description = "webhook_endpoint_disabled", body = ErrorEnvelope)))]
-pub async fn retry(State(s): State<AppState>, _key: ApiKey, Path(id): Path<String>) -> ApiResult<Json<WebhookMessageView>> {
-    Ok(Json(s.app.retry_webhook_message(&id).await?))
+pub async fn retry(State(s): State<AppState>, key: ApiKey, Path(id): Path<String>) -> ApiResult<Json<WebhookMessageView>> {
+    Ok(Json(key.viewer().show(s.app.retry_webhook_message(&id).await?)))
 }

@@ -27,6 +27,7 @@ mod health;
 mod images;
 mod inventory;
 mod outage;
+mod privacy;
 mod properties;
 mod purge;
 mod ratelimit;

@@ -354,7 +354,7 @@ struct WebhookMessagePage {
 }
 
 async fn message_page(state: &AppState, staff: &StaffUser, id: &str) -> Result<WebhookMessagePage, AppError> {
-    let m = state.app.get_webhook_message(id).await?;
+    let m = staff.viewer().show(state.app.get_webhook_message(id).await?);
     let e = state.app.get_webhook_endpoint(&m.endpoint_id).await?;
     let (status, status_class) = message_status(&m);
     Ok(WebhookMessagePage {

@@ -188,7 +188,7 @@ fn address_lines(a: &keel_app::carts::Address) -> Vec<String> {
 fn render(staff: &StaffUser, d: OrderDetail, values: RefundValues, errors: &Errors, status: StatusCode) -> Response {
     let o = &d.order;
     let cur = o.currency.as_str();
-    let may_see = staff.can(Permission::CustomersRead);
+    let may_see = staff.viewer().sees_personal_data();
     let can_write = staff.can(Permission::OrdersWrite);
     let st = state_of(o);
     let left = refundable(o);
@@ -268,16 +268,16 @@ fn render(staff: &StaffUser, d: OrderDetail, values: RefundValues, errors: &Erro
     html(status, &page)
 }
 
-async fn load(state: &AppState, id: &str) -> Result<OrderDetail, Response> {
+async fn load(state: &AppState, staff: &StaffUser, id: &str) -> Result<OrderDetail, Response> {
     match state.app.order_detail(id).await {
-        Ok(d) => Ok(d),
+        Ok(d) => Ok(staff.viewer().show(d)),
         Err(AppError::NotFound { .. } | AppError::Invalid(_)) => Err(crate::admin::not_found("order")),
         Err(e) => Err(error_page(&e)),
     }
 }
 
 pub async fn show(State(state): State<AppState>, staff: StaffUser, Path(order_id): Path<String>) -> Response {
-    match load(&state, &order_id).await {
+    match load(&state, &staff, &order_id).await {
         Ok(d) => render(&staff, d, RefundValues::default(), &Errors::default(), StatusCode::OK),
         Err(r) => r,
     }
@@ -349,7 +349,7 @@ fn refund_input(amount: &str, reason: &str, currency: &str, refundable: i64, exp
 }
 
 pub async fn refund(State(state): State<AppState>, Path(order_id): Path<String>, StaffForm { staff, form }: StaffForm) -> Response {
-    let d = match load(&state, &order_id).await {
+    let d = match load(&state, &staff, &order_id).await {
         Ok(d) => d,
         Err(r) => return r,
     };
@@ -382,7 +382,7 @@ pub async fn refund(State(state): State<AppState>, Path(order_id): Path<String>,
             let field = if i.field == "reason" { "reason" } else { "amount" };
             let mut errors = Errors::default();
             errors.add(field, format!("{} {}", if field == "reason" { "Reason" } else { "Amount" }, i.message));
-            match load(&state, &order_id).await {
+            match load(&state, &staff, &order_id).await {
                 Ok(d) => render(&staff, d, values, &errors, StatusCode::UNPROCESSABLE_ENTITY),
                 Err(r) => r,
             }
