@@ -18,6 +18,7 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use keel_domain::catalog as rules;
+use keel_domain::passwords::PasswordRule;
 use keel_domain::ids::{AddressId, CustomerId};
 use keel_domain::time::{now_micros, to_rfc3339};
 use keel_domain::Invalid;
@@ -36,8 +37,8 @@ pub const MAX_NAME: usize = 100;
 pub const MAX_ADDRESS_LINE: usize = 200;
 pub const MAX_POSTAL_CODE: usize = 20;
 pub const MAX_PHONE: usize = 32;
-pub const MIN_PASSWORD: usize = 10;
-pub const MAX_PASSWORD: usize = 256;
+pub const MIN_PASSWORD: usize = PasswordRule::CUSTOMER.min_chars;
+pub const MAX_PASSWORD: usize = PasswordRule::CUSTOMER.max_chars;
 /// Addresses one customer may keep.
 pub const MAX_ADDRESSES: i64 = 100;
 
@@ -219,17 +220,6 @@ fn phone(field: &str, s: Option<&str>) -> Result<Option<String>, Invalid> {
     } else {
         Err(Invalid::new(field, "invalid_phone", "may hold only digits, spaces and + ( ) -"))
     }
-}
-
-fn password(field: &str, p: &str) -> Result<(), Invalid> {
-    let n = p.chars().count();
-    if n < MIN_PASSWORD {
-        return Err(Invalid::new(field, "password_too_short", format!("must be at least {MIN_PASSWORD} characters")));
-    }
-    if n > MAX_PASSWORD {
-        return Err(Invalid::new(field, "too_long", format!("must be at most {MAX_PASSWORD} characters")));
-    }
-    Ok(())
 }
 
 /// A change to an optional text field: `None` keeps it, `Some(None)` clears
@@ -421,7 +411,8 @@ impl App {
         let last_name = rules::optional_text("last_name", input.last_name.as_deref(), MAX_NAME)?;
         let phone = phone("phone", input.phone.as_deref())?;
         if let Some(p) = &input.password {
-            password("password", p)?;
+            let names = [input.email.as_str(), first_name.as_deref().unwrap_or(""), last_name.as_deref().unwrap_or("")];
+            PasswordRule::CUSTOMER.check("password", p, &names)?;
         }
         // Hash before the transaction: it is slow, and a retry must not redo it.
         let password_hash = match input.password {

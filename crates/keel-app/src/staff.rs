@@ -19,6 +19,7 @@ use base64::Engine;
 use keel_domain::access::Role;
 use keel_domain::ids::StaffUserId;
 use keel_domain::login::{retry_after_secs, Failures, Throttle};
+use keel_domain::passwords::PasswordRule;
 use keel_domain::Invalid;
 use keel_store::staff::{self as db, FailureRow, StaffSessionRow, StaffUserRow};
 use rand::RngCore;
@@ -32,8 +33,8 @@ pub const SESSION_ABSOLUTE_MICROS: i64 = 12 * 3600 * 1_000_000;
 pub const PENDING_MICROS: i64 = 5 * 60 * 1_000_000;
 /// Activity is written at most this often.
 const TOUCH_EVERY_MICROS: i64 = 60 * 1_000_000;
-pub const MIN_PASSWORD: usize = 12;
-const MAX_PASSWORD: usize = 1024;
+pub const MIN_PASSWORD: usize = PasswordRule::STAFF.min_chars;
+const MAX_PASSWORD: usize = PasswordRule::STAFF.max_chars;
 pub const RECOVERY_CODES: usize = 10;
 const TOTP_STEP: u64 = 30;
 const ISSUER: &str = "Keel";
@@ -204,17 +205,6 @@ pub fn qr_svg(text: &str) -> Result<String> {
     ))
 }
 
-fn password_rule(password: &str) -> std::result::Result<(), Invalid> {
-    let n = password.chars().count();
-    if n < MIN_PASSWORD {
-        return Err(Invalid::new("password", "password_too_short", format!("must be at least {MIN_PASSWORD} characters")));
-    }
-    if n > MAX_PASSWORD {
-        return Err(Invalid::new("password", "too_long", format!("must be at most {MAX_PASSWORD} characters")));
-    }
-    Ok(())
-}
-
 fn to_failures(r: Option<FailureRow>) -> Option<Failures> {
     r.map(|r| Failures { failures: r.failures, last_failure_at: r.last_failure_at, locked_until: r.locked_until })
 }
@@ -233,7 +223,7 @@ impl App {
         let (_, email) = check_email("email", email)?;
         let (password, generated) = match password {
             Some(p) => {
-                password_rule(p)?;
+                PasswordRule::STAFF.check("password", p, &[email.as_str()])?;
                 (p.to_owned(), None)
             }
             None => {

@@ -14,6 +14,7 @@ pub mod login;
 pub mod inventory;
 pub mod money;
 pub mod orders;
+pub mod passwords;
 pub mod pricing;
 pub mod storefront;
 pub mod time;

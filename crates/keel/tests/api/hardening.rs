@@ -77,3 +77,29 @@ async fn a_negative_quantity_never_changes_a_cart_line() {
     let quantities = t.db.scalar(&format!("SELECT SUM(quantity) FROM cart_lines WHERE variant_id = '{variant}' AND cart_id <> '{id}'")).await;
     assert_eq!(quantities, 3, "2, then 1 more; the refused ones changed nothing");
 }
+
+/// Passwords were checked for length only: "aaaaaaaaaaaa" and
+/// "password1234" were accepted for a staff owner and for shoppers.
+#[tokio::test]
+async fn weak_and_common_passwords_are_refused_for_staff_and_shoppers() {
+    use keel_app::AppError;
+    use keel_web::access::Role;
+    let t = spawn_app().await;
+    let now = keel_domain::time::now_micros();
+    for (password, code) in [("aaaaaaaaaaaa", "password_too_weak"), ("Password1234", "password_too_common"), ("qwertyuiop123", "password_too_common")] {
+        let r = t.post("/customers", json!({"email": "ada@example.com", "password": password})).await;
+        assert_eq!((r.status, r.error_code(), r.error_param()), (StatusCode::UNPROCESSABLE_ENTITY, code, "password"), "{password}: {}", r.body);
+        match t.app.create_staff_user("owner2@example.com", Role::Owner, Some(password), now).await {
+            Err(AppError::Invalid(i)) => assert_eq!((i.field.as_str(), i.code), ("password", code), "{password}"),
+            other => panic!("{password}: {:?}", other.map(|c| c.user.id)),
+        }
+    }
+    // The account's own name is no secret.
+    let r = t.post("/customers", json!({"email": "grace.hopper@example.com", "first_name": "Grace", "password": "grace.hopper1906"})).await;
+    assert_eq!(r.error_code(), "password_too_weak", "{}", r.body);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("guess"), "a clear message: {}", r.body);
+    // A phrase of unrelated words is fine for both.
+    let r = t.post("/customers", json!({"email": "ada@example.com", "password": "velvet orbit tangerine"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    t.app.create_staff_user("owner2@example.com", Role::Owner, Some("velvet orbit tangerine"), now).await.expect("a strong staff password");
+}
