@@ -24,6 +24,9 @@ pub struct Viewer {
 }
 
 impl Viewer {
+    /// A shopper looking at their own cart or order.
+    pub const SHOPPER: Viewer = Viewer { personal_data: true };
+
     pub fn for_role(role: Role) -> Viewer {
         Viewer { personal_data: allows(role, Permission::CustomersRead) }
     }

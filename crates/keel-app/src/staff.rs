@@ -20,7 +20,6 @@ use keel_domain::access::Role;
 use keel_domain::ids::StaffUserId;
 use keel_domain::login::{retry_after_secs, Failures, Throttle};
 use keel_domain::passwords::PasswordRule;
-use keel_domain::Invalid;
 use keel_store::staff::{self as db, FailureRow, StaffSessionRow, StaffUserRow};
 use rand::RngCore;
 use totp_rs::{Algorithm, Builder, Totp};

@@ -15,12 +15,17 @@ pub struct ApiKeyRow {
     pub last_used_at: Option<i64>,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
-    /// A `keel_domain::access::Role` name.
+    /// A `keel_domain::access::Role` name (`publishable` for those keys).
     pub role: String,
+    /// `secret` or `publishable`.
+    pub kind: String,
+    /// Secret keys' own requests-per-minute limit; `None`: the default.
+    pub rate_limit_per_min: Option<i64>,
     pub created_by: Option<String>,
 }
 
-const COLUMNS: &str = "id, name, prefix, secret_hash, created_at, last_used_at, expires_at, revoked_at, role, created_by";
+const COLUMNS: &str =
+    "id, name, prefix, secret_hash, created_at, last_used_at, expires_at, revoked_at, role, created_by, kind, rate_limit_per_min";
 
 fn from_row(r: &AnyRow) -> Result<ApiKeyRow> {
     Ok(ApiKeyRow {
@@ -34,11 +39,13 @@ fn from_row(r: &AnyRow) -> Result<ApiKeyRow> {
         revoked_at: r.try_get("revoked_at")?,
         role: r.try_get("role")?,
         created_by: r.try_get("created_by")?,
+        kind: r.try_get("kind")?,
+        rate_limit_per_min: r.try_get("rate_limit_per_min")?,
     })
 }
 
 pub async fn insert(conn: &mut AnyConnection, k: &ApiKeyRow) -> Result<()> {
-    sqlx::query(&format!("INSERT INTO api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
+    sqlx::query(&format!("INSERT INTO api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
         .bind(&k.id)
         .bind(&k.name)
         .bind(&k.prefix)
@@ -49,6 +56,8 @@ pub async fn insert(conn: &mut AnyConnection, k: &ApiKeyRow) -> Result<()> {
         .bind(k.revoked_at)
         .bind(&k.role)
         .bind(&k.created_by)
+        .bind(&k.kind)
+        .bind(k.rate_limit_per_min)
         .execute(conn)
         .await?;
     Ok(())

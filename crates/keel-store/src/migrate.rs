@@ -108,6 +108,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0018_append_only.sql"),
         postgres: include_str!("../migrations/postgres/0018_append_only.sql"),
     },
+    Migration {
+        version: 22,
+        name: "key_kinds",
+        sqlite: include_str!("../migrations/sqlite/0022_key_kinds.sql"),
+        postgres: include_str!("../migrations/postgres/0022_key_kinds.sql"),
+    },
 ];
 
 /// FNV-1a: a stable fingerprint, not a security measure.

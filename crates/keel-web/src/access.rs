@@ -41,6 +41,30 @@ const EXCEPTIONS: &[(&str, &str, Permission)] = &[
     ("GET", "/audit-log", AuditRead),
 ];
 
+/// The `/api/v1` routes a publishable key may use: what a shop front needs
+/// to show the catalog and take an order, nothing that lists or changes
+/// anything else. Carts are reached only by their ids.
+const PUBLISHABLE: &[(&str, &str)] = &[
+    ("GET", "/products"),
+    ("GET", "/products/{id}"),
+    ("GET", "/collections"),
+    ("GET", "/collections/{id}"),
+    ("POST", "/carts"),
+    ("GET", "/carts/{id}"),
+    ("POST", "/carts/{id}"),
+    ("POST", "/carts/{id}/lines"),
+    ("POST", "/carts/{id}/lines/{line_id}"),
+    ("DELETE", "/carts/{id}/lines/{line_id}"),
+    ("GET", "/carts/{id}/shipping-methods"),
+    ("POST", "/carts/{id}/complete"),
+];
+
+/// Whether a publishable key may use this route (full matched path).
+pub fn publishable_allows(method: &Method, full_path: &str) -> bool {
+    let method = table_method(method);
+    full_path.strip_prefix("/api/v1").is_some_and(|p| PUBLISHABLE.iter().any(|(m, r)| *m == method && *r == p))
+}
+
 /// The permission an `/api/v1` route needs, given its method and matched
 /// path relative to `/api/v1` (e.g. `/products/{id}`); `None` when the
 /// route is unknown to this table, which callers treat as "refuse".

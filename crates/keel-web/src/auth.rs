@@ -11,7 +11,7 @@ use keel_domain::access::allows;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use keel_app::apikeys::{hash_secret, Principal};
+use keel_app::apikeys::{hash_secret, KeyScope, Principal};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -72,7 +72,7 @@ pub async fn require_api_key(State(state): State<AppState>, mut req: Request, ne
         .map(str::trim)
         .map(str::to_owned);
     let Some(secret) = secret else {
-        return ApiError::unauthorized("send an API key as `Authorization: Bearer keel_sk_…`").into_response();
+        return ApiError::unauthorized("send an API key as `Authorization: Bearer keel_sk_…` (or a publishable `keel_pk_…`)").into_response();
     };
     let hash = hash_secret(&secret);
     let cached = state.keys.get(&hash).filter(|p| p.expires_at.is_none_or(|e| e > keel_domain::time::now_micros()));
@@ -88,17 +88,17 @@ pub async fn require_api_key(State(state): State<AppState>, mut req: Request, ne
         },
     };
     if let Some(path) = req.extensions().get::<MatchedPath>() {
-        match crate::access::route_permission(req.method(), path.as_str()) {
-            Some(perm) if allows(principal.role, perm) => {}
-            Some(perm) => {
-                return ApiError::forbidden(format!(
-                    "this API key's role ({}) does not allow {}",
-                    principal.role.as_str(),
-                    perm.as_str()
-                ))
-                .into_response()
+        match (crate::access::route_permission(req.method(), path.as_str()), principal.scope) {
+            (Some(perm), KeyScope::Role(role)) if allows(role, perm) => {}
+            (Some(perm), KeyScope::Role(role)) => {
+                return ApiError::forbidden(format!("this API key's role ({}) does not allow {}", role.as_str(), perm.as_str())).into_response()
             }
-            None => {
+            (Some(_), KeyScope::Storefront) if crate::access::publishable_allows(req.method(), path.as_str()) => {}
+            (Some(_), KeyScope::Storefront) => {
+                return ApiError::forbidden("a publishable key may only read the catalog and use carts and checkout; use a secret key")
+                    .into_response()
+            }
+            (None, _) => {
                 tracing::error!(route = path.as_str(), "route has no permission in the access table; refused");
                 return ApiError::forbidden("this route is not open to API keys").into_response();
             }
@@ -127,7 +127,13 @@ impl ApiKey {
 
     /// Whom personal data in a response is shown to.
     pub fn viewer(&self) -> keel_app::privacy::Viewer {
-        keel_app::privacy::Viewer::for_role(self.0.role)
+        self.0.viewer()
+    }
+
+    /// The key's staff role; a publishable key has none (and reaches no
+    /// route that asks).
+    pub fn role(&self) -> Result<keel_domain::access::Role, ApiError> {
+        self.0.scope.role().ok_or_else(|| ApiError::forbidden("a publishable key has no role"))
     }
 }
 

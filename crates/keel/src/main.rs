@@ -120,12 +120,18 @@ enum ApikeyCommand {
     Create {
         #[arg(long)]
         name: String,
-        /// The staff role the key acts as (default: owner, full access).
+        /// The staff role the key acts as (default: owner, full access), or
+        /// `publishable` for a storefront key (`keel_pk_…`: catalog reads,
+        /// carts and checkout).
         #[arg(long, default_value = "owner")]
         role: String,
         /// Days until the key stops working (default: never).
         #[arg(long)]
         expires_in_days: Option<i64>,
+        /// Requests per minute for this key (secret keys; default: the
+        /// server's `KEEL_RATE_LIMIT_API_PER_MIN`, 6000).
+        #[arg(long)]
+        rate_limit_per_min: Option<i64>,
     },
 }
 
@@ -368,16 +374,17 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             let location = Location::resolve(cli.database_url.as_deref(), &cli.data_dir);
             backup::restore(&location, file, key.as_deref(), &cli.data_dir, env_secret_key().as_deref()).await
         }
-        Command::Apikey { command: ApikeyCommand::Create { name, role, expires_in_days } } => {
-            let role = keel_domain::access::Role::parse("role", role)?;
+        Command::Apikey { command: ApikeyCommand::Create { name, role, expires_in_days, rate_limit_per_min } } => {
+            let scope = keel_app::apikeys::KeyScope::parse("role", role)?;
             if expires_in_days.is_some_and(|d| !(1..=keel_app::apikeys::MAX_EXPIRY_DAYS).contains(&d)) {
                 return Err(format!("--expires-in-days must be between 1 and {}", keel_app::apikeys::MAX_EXPIRY_DAYS).into());
             }
             let app = open_existing(&cli).await?;
             let new = keel_app::apikeys::NewApiKey {
                 name: name.clone(),
-                role,
+                scope,
                 expires_at: expires_in_days.map(|d| keel_domain::time::now_micros() + d * 86_400_000_000),
+                rate_limit_per_min: *rate_limit_per_min,
                 created_by: None,
                 creator_role: keel_domain::access::Role::Owner,
             };

@@ -1,6 +1,6 @@
-//! `/api-keys`: keys scoped to a role. The secret is in the create response
-//! only; lists never show it. A key can only create or revoke keys whose
-//! role its own role may grant.
+//! `/api-keys`: secret keys scoped to a role, and publishable storefront
+//! keys. The secret is in the create response only; lists never show it. A
+//! key can only create or revoke keys whose role its own role may grant.
 
 use super::{check_limit, ListQuery};
 use crate::auth::ApiKey;
@@ -11,9 +11,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use keel_app::apikeys::{NewApiKey, MAX_EXPIRY_DAYS};
+use keel_app::apikeys::{KeyScope, NewApiKey, MAX_EXPIRY_DAYS};
 use keel_app::views::Page;
 use keel_domain::access::Role;
+use keel_domain::Invalid;
 use keel_domain::time::{now_micros, to_rfc3339};
 use keel_store::apikeys::ApiKeyRow;
 use serde::{Deserialize, Serialize};
@@ -31,11 +32,20 @@ pub struct Doc;
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     pub name: String,
-    /// A staff role: owner, admin, catalog_manager, inventory_manager,
-    /// fulfillment, support_agent or analyst.
-    pub role: String,
+    /// `secret` (the default: `keel_sk_…`, with a role) or `publishable`
+    /// (`keel_pk_…`, safe in a browser: catalog reads, carts and checkout;
+    /// limited per client address).
+    #[serde(rename = "type")]
+    #[schema(rename = "type")]
+    pub kind: Option<String>,
+    /// Secret keys: a staff role: owner, admin, catalog_manager,
+    /// inventory_manager, fulfillment, support_agent or analyst.
+    pub role: Option<String>,
     /// 1–3650; omitted: the key does not expire.
     pub expires_in_days: Option<i64>,
+    /// Secret keys: requests per minute, 1–1000000; omitted: the default
+    /// (6000 unless `KEEL_RATE_LIMIT_API_PER_MIN` says otherwise).
+    pub rate_limit_per_min: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -44,7 +54,14 @@ pub struct ApiKeyView {
     pub object: &'static str,
     pub id: String,
     pub name: String,
-    pub role: String,
+    /// `secret` or `publishable`.
+    #[serde(rename = "type")]
+    #[schema(rename = "type")]
+    pub kind: String,
+    /// Secret keys' role; `null` for publishable keys.
+    pub role: Option<String>,
+    /// Secret keys' own limit; `null`: the default.
+    pub rate_limit_per_min: Option<i64>,
     /// The first characters of the secret, to recognise it.
     pub prefix: String,
     pub created_at: String,
@@ -63,7 +80,9 @@ impl From<ApiKeyRow> for ApiKeyView {
             object: "api_key",
             id: k.id,
             name: k.name,
-            role: k.role,
+            role: (k.kind != "publishable").then_some(k.role),
+            kind: k.kind,
+            rate_limit_per_min: k.rate_limit_per_min,
             prefix: k.prefix,
             created_at: to_rfc3339(k.created_at),
             created_by: k.created_by,
@@ -78,7 +97,15 @@ impl From<ApiKeyRow> for ApiKeyView {
 #[utoipa::path(post, path = "/api-keys", tag = "access", request_body = CreateApiKey,
     responses((status = 201, body = ApiKeyView), (status = 403, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
 pub async fn create(State(s): State<AppState>, key: ApiKey, JsonBody(input): JsonBody<CreateApiKey>) -> ApiResult<(StatusCode, Json<ApiKeyView>)> {
-    let role = Role::parse("role", &input.role).map_err(keel_app::AppError::from)?;
+    let scope = match (input.kind.as_deref().unwrap_or("secret"), input.role.as_deref()) {
+        ("secret", Some(role)) => KeyScope::Role(Role::parse("role", role).map_err(keel_app::AppError::from)?),
+        ("secret", None) => return Err(keel_app::AppError::from(Invalid::new("role", "required", "a secret key needs a role")).into()),
+        ("publishable", None) => KeyScope::Storefront,
+        ("publishable", Some(_)) => {
+            return Err(keel_app::AppError::from(Invalid::new("role", "not_allowed", "a publishable key has no role: it may read the catalog and use carts and checkout")).into())
+        }
+        _ => return Err(keel_app::AppError::from(Invalid::new("type", "invalid_value", "must be secret or publishable")).into()),
+    };
     let expires_at = match input.expires_in_days {
         None => None,
         Some(d) if (1..=MAX_EXPIRY_DAYS).contains(&d) => Some(now_micros() + d * 86_400_000_000),
@@ -91,7 +118,14 @@ pub async fn create(State(s): State<AppState>, key: ApiKey, JsonBody(input): Jso
             ))
         }
     };
-    let new = NewApiKey { name: input.name, role, expires_at, created_by: Some(key.0.key_id.clone()), creator_role: key.0.role };
+    let new = NewApiKey {
+        name: input.name,
+        scope,
+        expires_at,
+        rate_limit_per_min: input.rate_limit_per_min,
+        created_by: Some(key.0.key_id.clone()),
+        creator_role: key.role()?,
+    };
     let (row, secret) = s.app.create_scoped_api_key(new).await?;
     let mut view = ApiKeyView::from(row);
     view.secret = Some(secret);
@@ -108,7 +142,7 @@ pub async fn list(State(s): State<AppState>, _key: ApiKey, QueryParams(q): Query
 #[utoipa::path(post, path = "/api-keys/{id}/revoke", tag = "access", params(("id" = String, Path)),
     responses((status = 200, body = ApiKeyView), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn revoke(State(s): State<AppState>, key: ApiKey, Path(id): Path<String>) -> ApiResult<Json<ApiKeyView>> {
-    let row = s.app.revoke_api_key(&id, key.0.role).await?;
+    let row = s.app.revoke_api_key(&id, key.role()?).await?;
     s.keys.evict(&row.id);
     Ok(Json(ApiKeyView::from(row)))
 }

@@ -78,7 +78,7 @@ async fn scoped_apikey_and_user_create_commands() {
 
     let app = db.open().await;
     let p = app.authenticate(&key).await.unwrap().expect("the key works");
-    assert_eq!(p.role, keel_domain::access::Role::Analyst);
+    assert_eq!(p.scope, keel_app::apikeys::KeyScope::Role(keel_domain::access::Role::Analyst));
     assert!(p.expires_at.is_some());
     let now = keel_domain::time::now_micros();
     let s = app.staff_sign_in("owner@example.com", &password, "", None, now).await.unwrap();

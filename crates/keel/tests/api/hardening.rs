@@ -103,3 +103,76 @@ async fn weak_and_common_passwords_are_refused_for_staff_and_shoppers() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     t.app.create_staff_user("owner2@example.com", Role::Owner, Some("velvet orbit tangerine"), now).await.expect("a strong staff password");
 }
+
+/// A headless storefront had to ship a secret key to the browser; a
+/// publishable key reads the catalog and drives carts and checkout only.
+#[tokio::test]
+async fn publishable_keys_reach_only_the_catalog_carts_and_checkout() {
+    let (t, _) = crate::checkout::shop(&[("PK-1", 5)]).await;
+    let created = t.post("/api-keys", json!({"name": "Shop front", "type": "publishable"})).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let pk = created.body["secret"].as_str().unwrap().to_owned();
+    assert!(pk.starts_with("keel_pk_"), "{pk}");
+    assert_eq!((created.body["type"].as_str(), created.body["role"].as_str()), (Some("publishable"), None));
+    let send = |m: Method, path: &str, body: Option<serde_json::Value>| {
+        let mut req = t.http.request(m, t.url(path)).bearer_auth(&pk);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send()
+    };
+
+    // The shop front's whole journey.
+    assert_eq!(send(Method::GET, "/products", None).await.unwrap().status(), StatusCode::OK);
+    let cart: serde_json::Value = send(Method::POST, "/carts", Some(json!({"currency": "USD", "email": "shopper@example.com"}))).await.unwrap().json().await.unwrap();
+    let id = cart["id"].as_str().unwrap().to_owned();
+    let r = send(Method::POST, &format!("/carts/{id}/lines"), Some(json!({"sku": "PK-1", "quantity": 2}))).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let address = json!({"name": "Sam Shopper", "line1": "1 Main St", "city": "Springfield", "postal_code": "62701", "country": "US"});
+    assert_eq!(send(Method::POST, &format!("/carts/{id}"), Some(json!({"shipping_address": address}))).await.unwrap().status(), StatusCode::OK);
+    let methods: serde_json::Value = send(Method::GET, &format!("/carts/{id}/shipping-methods"), None).await.unwrap().json().await.unwrap();
+    let r = send(Method::POST, &format!("/carts/{id}"), Some(json!({"shipping_method_id": methods["data"][0]["id"]}))).await.unwrap();
+    let shown: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(shown["email"], "shopper@example.com", "the shopper sees their own cart");
+    let order = send(Method::POST, &format!("/carts/{id}/complete"), Some(json!({"payment_method": "tok_visa"}))).await.unwrap();
+    assert_eq!(order.status(), StatusCode::CREATED);
+    let order: serde_json::Value = order.json().await.unwrap();
+
+    // Nothing else: not orders, customers, stock, events, keys, writes to the catalog.
+    let order_path = format!("/orders/{}", order["id"].as_str().unwrap());
+    for (m, path) in [
+        (Method::GET, "/orders"),
+        (Method::GET, order_path.as_str()),
+        (Method::GET, "/customers"),
+        (Method::GET, "/inventory/levels"),
+        (Method::GET, "/events"),
+        (Method::GET, "/api-keys"),
+        (Method::GET, "/webhook-endpoints"),
+        (Method::GET, "/audit-log"),
+    ] {
+        let r = send(m.clone(), path, None).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{m} {path}");
+    }
+    let r = send(Method::POST, "/products", Some(json!({"title": "Sneaky"}))).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = send(Method::POST, "/api-keys", Some(json!({"name": "escalate", "role": "owner"}))).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = t.http.get(format!("{}/metrics", t.base)).bearer_auth(&pk).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // Bad requests name the field.
+    for (body, param) in [
+        (json!({"name": "x", "type": "publishable", "role": "analyst"}), "role"),
+        (json!({"name": "x", "type": "publishable", "rate_limit_per_min": 100}), "rate_limit_per_min"),
+        (json!({"name": "x"}), "role"),
+        (json!({"name": "x", "type": "sneaky", "role": "analyst"}), "type"),
+        (json!({"name": "x", "role": "analyst", "rate_limit_per_min": 0}), "rate_limit_per_min"),
+    ] {
+        let r = t.post("/api-keys", body.clone()).await;
+        assert_eq!((r.status, r.error_param()), (StatusCode::UNPROCESSABLE_ENTITY, param), "{body}: {}", r.body);
+    }
+    // Secret keys carry their own limit.
+    let sk = t.ok("/api-keys", json!({"name": "ERP", "role": "inventory_manager", "rate_limit_per_min": 120})).await;
+    assert_eq!((sk["type"].as_str(), sk["rate_limit_per_min"].as_i64()), (Some("secret"), Some(120)));
+    assert!(sk["secret"].as_str().unwrap().starts_with("keel_sk_"));
+}

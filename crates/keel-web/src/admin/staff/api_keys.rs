@@ -9,7 +9,7 @@ use askama::Template;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use keel_app::apikeys::{NewApiKey, MAX_EXPIRY_DAYS};
+use keel_app::apikeys::{scope_of, KeyScope, NewApiKey, MAX_EXPIRY_DAYS};
 use keel_app::AppError;
 use keel_domain::access::Role;
 use keel_domain::ids::ApiKeyId;
@@ -17,6 +17,14 @@ use keel_domain::time::now_micros;
 use keel_store::apikeys::ApiKeyRow;
 
 const PER_PAGE: i64 = crate::admin::paging::PER_PAGE;
+const PUBLISHABLE_LABEL: &str = "Publishable (storefront)";
+
+/// The role select: the grantable roles, then publishable.
+fn key_scopes(by: Role) -> Vec<(String, String)> {
+    let mut options = grantable_roles(by);
+    options.push(("publishable".to_owned(), PUBLISHABLE_LABEL.to_owned()));
+    options
+}
 const DAY_MICROS: i64 = 86_400_000_000;
 
 struct KeyRowView {
@@ -95,12 +103,16 @@ async fn render_list(state: &AppState, staff: &StaffUser, after: Option<&str>, v
                 (None, false) => ("Active", "ok"),
             };
             let live = k.revoked_at.is_none() && !expired;
-            let grantable = Role::parse("role", &k.role).is_ok_and(|r| by.can_grant(r));
+            let grantable = match scope_of(k) {
+                Some(KeyScope::Role(r)) => by.can_grant(r),
+                Some(KeyScope::Storefront) => true,
+                None => false,
+            };
             KeyRowView {
                 id: k.id.clone(),
                 name: k.name.clone(),
                 prefix: k.prefix.clone(),
-                role: role_name_label(&k.role),
+                role: if scope_of(k) == Some(KeyScope::Storefront) { PUBLISHABLE_LABEL.to_owned() } else { role_name_label(&k.role) },
                 created_by: creator(k.created_by.as_deref(), &emails, &keys),
                 created: when(k.created_at),
                 last_used: when_or(k.last_used_at, "Never"),
@@ -117,8 +129,8 @@ async fn render_list(state: &AppState, staff: &StaffUser, after: Option<&str>, v
     let mut name = Field::new("name", "Name", "text", "off").value(values.name).hint("What the key is for, such as “Warehouse sync”.");
     let mut role = Field::new("role", "Role", "select", "off")
         .value(values.role)
-        .options(grantable_roles(by))
-        .hint("The key may do exactly what this role allows. Only the roles you may grant are listed.");
+        .options(key_scopes(by))
+        .hint("A secret key may do exactly what its role allows (only the roles you may grant are listed). A publishable key is safe in a browser: it reads the catalog and uses carts and checkout, limited per shopper address.");
     let mut expires = Field::new("expires_in_days", "Expires after (days)", "number", "off")
         .value(values.expires)
         .inputmode("numeric")
@@ -169,9 +181,9 @@ pub async fn create(State(state): State<AppState>, StaffForm { staff, form }: St
     } else if values.name.chars().count() > 100 {
         errors.add("name", "Name must be at most 100 characters.");
     }
-    let role = Role::parse("role", &values.role).ok();
-    if role.is_none() {
-        errors.add("role", "Choose a role.");
+    let scope = KeyScope::parse("role", &values.role).ok();
+    if scope.is_none() {
+        errors.add("role", "Choose a role, or Publishable.");
     }
     let days = if values.expires.is_empty() {
         None
@@ -184,13 +196,14 @@ pub async fn create(State(state): State<AppState>, StaffForm { staff, form }: St
             }
         }
     };
-    let Some(role) = role.filter(|_| errors.is_empty()) else {
+    let Some(scope) = scope.filter(|_| errors.is_empty()) else {
         return render_list(&state, &staff, None, values, &errors, StatusCode::UNPROCESSABLE_ENTITY).await;
     };
     let new = NewApiKey {
         name: values.name.clone(),
-        role,
+        scope,
         expires_at: days.map(|d| now_micros() + d * DAY_MICROS),
+        rate_limit_per_min: None,
         created_by: Some(staff.user().id.clone()),
         creator_role: staff.user().role,
     };
@@ -199,7 +212,7 @@ pub async fn create(State(state): State<AppState>, StaffForm { staff, form }: St
             let page = CreatedPage {
                 layout: staff.layout("API key created"),
                 name: row.name.clone(),
-                role: role_label(role),
+                role: scope.role().map_or("none (a publishable key: catalog, carts and checkout)", role_label),
                 expires: when_or(row.expires_at, "Never"),
                 secret,
             };
