@@ -24,6 +24,7 @@
 //! applies a delta worked out before it.
 
 use crate::inventory::move_stock;
+use crate::outbound::{self, ClientSettings, Outbound};
 use crate::views::Page;
 use crate::workers::spawn_every;
 use crate::{in_tx, page_limit, Actor, App, AppError, Result};
@@ -41,7 +42,6 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
-use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -520,15 +520,14 @@ struct Pull {
     mode: FeedMode,
 }
 
-fn check_pull(p: &PullInput) -> Result<Pull, Invalid> {
-    let url = reqwest::Url::parse(p.url.trim()).map_err(|_| Invalid::new("pull.url", "invalid_url", "must be an absolute URL"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || p.url.len() > 2000 {
-        return Err(Invalid::new("pull.url", "invalid_url", "must be an http:// or https:// URL of at most 2000 characters"));
-    }
+/// The pull URL passes the outbound guard ([`crate::outbound`]): the body
+/// it fetches comes back through the batch's rows.
+async fn check_pull(outbound: &Outbound, p: &PullInput) -> Result<Pull, Invalid> {
+    let url = outbound.check_target("pull.url", &p.url).await?;
     if !(10..=7 * 24 * 3600).contains(&p.every_seconds) {
         return Err(Invalid::new("pull.every_seconds", "invalid_value", "must be between 10 and 604800"));
     }
-    Ok(Pull { url: url.to_string(), every: p.every_seconds, mode: p.mode.unwrap_or_default() })
+    Ok(Pull { url, every: p.every_seconds, mode: p.mode.unwrap_or_default() })
 }
 
 fn apply_pull(row: &mut IntegrationRow, pull: Option<Pull>, now: i64) {
@@ -611,7 +610,10 @@ impl App {
     pub async fn create_integration(&self, actor: &Actor, input: NewIntegration) -> Result<IntegrationView> {
         let name = text("name", &input.name, 100)?;
         let sla = check_sla("freshness_sla_seconds", input.freshness_sla_seconds.unwrap_or(900))?;
-        let pull = input.pull.as_ref().map(check_pull).transpose()?;
+        let pull = match &input.pull {
+            Some(p) => Some(check_pull(&self.outbound, p).await?),
+            None => None,
+        };
         let now = now_micros();
         let mut row = IntegrationRow {
             id: IntegrationId::generate().to_string(),
@@ -677,7 +679,7 @@ impl App {
         let pull = match &changes.pull {
             None => None,
             Some(None) => Some(None),
-            Some(Some(p)) => Some(Some(check_pull(p)?)),
+            Some(Some(p)) => Some(Some(check_pull(&self.outbound, p).await?)),
         };
         in_tx!(self, |tx| {
             let mut row = db::get_integration(&mut tx, id).await?.ok_or_else(|| integration_not_found(id))?;
@@ -2146,16 +2148,14 @@ fn rollback_problem(p: &db::RollbackProblem) -> RollbackProblemView {
 
 // ------------------------------------------------------------------- pull ---
 
-fn http_client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(600))
-            .user_agent("keel-feeds/1")
-            .build()
-            .expect("the HTTP client builds")
+/// The client of feed pulls: a feed may be large (up to [`MAX_FEED_BYTES`],
+/// counted as it streams in), hence the long total time.
+pub(crate) fn pull_client(outbound: &Outbound) -> outbound::Client {
+    outbound.client(ClientSettings {
+        connect_timeout: Duration::from_secs(10),
+        timeout: Duration::from_secs(600),
+        user_agent: "keel-feeds/1",
+        max_idle_per_host: 4,
     })
 }
 
@@ -2240,14 +2240,16 @@ impl App {
 
     async fn pull_inner(&self, integ: &IntegrationRow) -> std::result::Result<PullResult, String> {
         let url = integ.pull_url.as_deref().ok_or("no pull URL")?;
-        let mut req = http_client().get(url);
+        // Checked again here: the URL may have been saved by a node that
+        // allowed private targets.
+        let mut req = self.feed_client.get(url).map_err(|b| b.to_string())?;
         if let Some(etag) = &integ.pull_etag {
             req = req.header(reqwest::header::IF_NONE_MATCH, etag);
         }
         if let Some(lm) = &integ.pull_last_modified {
             req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
         }
-        let mut res = req.send().await.map_err(|e| format!("fetch failed: {}", e.without_url()))?;
+        let mut res = req.send().await.map_err(|e| format!("fetch failed: {}", outbound::describe(&e)))?;
         if res.status() == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(PullResult::Unchanged);
         }

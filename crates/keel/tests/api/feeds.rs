@@ -440,7 +440,8 @@ async fn source(body: String) -> Source {
 
 #[tokio::test]
 async fn pulled_feeds_are_polled_on_schedule() {
-    let t = spawn_app().await;
+    // The source is on loopback.
+    let t = keel_testkit::spawn_with(keel_testkit::allow_private_targets).await;
     let loc = t.location("Main", 1).await;
     t.product("Pen", &["PEN"]).await;
     t.receive("PEN", &loc, 2).await;

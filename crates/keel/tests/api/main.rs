@@ -27,6 +27,7 @@ mod health;
 mod images;
 mod inventory;
 mod outage;
+mod outbound;
 mod properties;
 mod purge;
 mod ratelimit;
