@@ -48,6 +48,7 @@ use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 
 mod lease;
+mod replay;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -1315,6 +1316,10 @@ pub struct FeedUpload {
     replay: Option<BatchRow>,
     /// A pull without validators: the key is the content hash, known at the end.
     key_from_content: bool,
+    /// The signature's `t` (unix seconds), for a signed upload.
+    signed_at: Option<i64>,
+    /// The signature that matched the body, once verified (hex).
+    signature: Option<String>,
     fatal: Option<String>,
     /// When the upload started, on its own clock ([`FeedUpload::clock`]).
     now: i64,
@@ -1340,14 +1345,14 @@ impl App {
             let mut conn = self.store.reader().await?;
             db::get_integration(&mut conn, integration_id).await?.ok_or_else(|| integration_not_found(integration_id))?
         };
-        let mac = if integ.auth == "api_key" {
+        let (mac, signed_at) = if integ.auth == "api_key" {
             let presented = req.bearer.ok_or_else(|| FeedError::Unauthorized("send the integration's API key as `Authorization: Bearer keel_ik_…`".into()))?;
             let hash = crate::apikeys::hash_secret(presented.trim());
             let ok = integ.credential_hash.as_deref().is_some_and(|h| constant_time_eq(h.as_bytes(), hash.as_bytes()));
             if !ok {
                 return Err(FeedError::Unauthorized("the integration API key is wrong or was rotated".into()));
             }
-            None
+            (None, None)
         } else {
             let header = req.signature.ok_or_else(|| {
                 FeedError::Unauthorized("sign the body: `X-Keel-Signature: t=<unix>,v1=<hex HMAC-SHA256 of \"{t}.{body}\">`".into())
@@ -1361,12 +1366,14 @@ impl App {
             let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
             mac.update(t.to_string().as_bytes());
             mac.update(b".");
-            Some((mac, sigs))
+            (Some((mac, sigs)), Some(t))
         };
         if !integ.enabled {
             return Err(AppError::conflict("integration_disabled", format!("integration {} is disabled", integ.id), None).into());
         }
-        self.open_upload(integ, mac, req.format, req.mode, key, "push", now).await
+        let mut upload = self.open_upload(integ, mac, req.format, req.mode, key, "push", now).await?;
+        upload.signed_at = signed_at;
+        Ok(upload)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1453,6 +1460,8 @@ impl App {
             batch,
             replay,
             key_from_content: false,
+            signed_at: None,
+            signature: None,
             fatal: None,
             now,
             renewed_at: now,
@@ -1549,6 +1558,7 @@ impl FeedUpload {
             if !sigs.iter().any(|s| constant_time_eq(s, &got)) {
                 return Err(FeedError::Unauthorized("the signature does not match the body".into()));
             }
+            self.signature = Some(hex::encode(got));
         }
         let hash = hex::encode(std::mem::take(&mut self.sha).finalize());
         if let Some(earlier) = self.replay.take() {
@@ -1595,6 +1605,7 @@ impl FeedUpload {
         let stored = in_tx!(app, |tx| {
             let mut b = b.clone();
             this.renew_in(&mut tx, &b.id, at).await?;
+            this.refuse_replay(&mut tx, &b.integration_id, at).await?;
             match &fatal {
                 Some(err) => {
                     db::skip_pending(&mut tx, &b.id, "not applied: the feed could not be read").await?;

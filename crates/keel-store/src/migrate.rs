@@ -108,6 +108,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0018_append_only.sql"),
         postgres: include_str!("../migrations/postgres/0018_append_only.sql"),
     },
+    Migration {
+        version: 21,
+        name: "feed_signatures",
+        sqlite: include_str!("../migrations/sqlite/0021_feed_signatures.sql"),
+        postgres: include_str!("../migrations/postgres/0021_feed_signatures.sql"),
+    },
 ];
 
 /// FNV-1a: a stable fingerprint, not a security measure.

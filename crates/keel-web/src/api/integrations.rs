@@ -206,7 +206,8 @@ fn feed_error(e: FeedError) -> Response {
 /// repeat answers with the stored batch (200, `Idempotent-Replayed: true`);
 /// while the first is still streaming a repeat is `409 batch_in_progress`,
 /// unless that upload stopped (no chunk for 30 s, e.g. its process died):
-/// then the repeat takes over at once.
+/// then the repeat takes over at once. A signature already accepted is
+/// refused with `409 signature_replayed` (nothing applied): sign again.
 async fn stock_feed(
     State(s): State<AppState>,
     Path(id): Path<String>,

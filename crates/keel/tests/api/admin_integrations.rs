@@ -404,7 +404,7 @@ async fn mug_feed(t: &TestApp) -> String {
 }
 
 async fn push_signed(t: &TestApp, id: &str, secret: &str, body: String) -> StatusCode {
-    let sig = crate::feeds::sign(secret, now_micros() / 1_000_000, body.as_bytes());
+    let sig = crate::feeds::sign(secret, crate::feeds::signing_time(), body.as_bytes());
     let res = t
         .http
         .post(format!("{}/hooks/integrations/{id}/stock-feed", t.base))
