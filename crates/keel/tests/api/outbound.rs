@@ -329,3 +329,55 @@ async fn the_cdn_purge_is_refused_a_private_target_without_the_opt_in() {
     assert!(error.starts_with("blocked: "), "{error}");
     assert_eq!(cdn.hits.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn the_binary_refuses_a_private_purge_url_unless_the_opt_in_or_its_older_name_is_set() {
+    let db = keel_testkit::TestDb::fresh().await;
+    let migrate = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keel"));
+        cmd.args(db.cli_args()).arg("migrate").env("KEEL_LOG", "warn");
+        for var in ["KEEL_DATABASE_URL", "KEEL_ALLOW_PRIVATE_TARGETS", "KEEL_WEBHOOKS_ALLOW_PRIVATE"] {
+            cmd.env_remove(var);
+        }
+        cmd.env("KEEL_CDN_PURGE_URL", "http://0x7f000001:9/purge");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run keel")
+    };
+    let out = migrate(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("KEEL_CDN_PURGE_URL (url_not_allowed)") && stderr.contains("127.0.0.1 is loopback"), "{stderr}");
+    for opt_in in [("KEEL_ALLOW_PRIVATE_TARGETS", "1"), ("KEEL_WEBHOOKS_ALLOW_PRIVATE", "1")] {
+        let out = migrate(&[opt_in]);
+        assert!(out.status.success(), "{opt_in:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // The new name wins over the old one.
+    assert!(!migrate(&[("KEEL_ALLOW_PRIVATE_TARGETS", "0"), ("KEEL_WEBHOOKS_ALLOW_PRIVATE", "1")]).status.success());
+}
+
+#[tokio::test]
+async fn keel_serve_warns_when_private_targets_are_allowed() {
+    use std::io::{BufRead, Read};
+    let db = keel_testkit::TestDb::fresh().await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(db.cli_args())
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-workers"])
+        .env_remove("KEEL_DATABASE_URL")
+        .env_remove("KEEL_WEBHOOKS_ALLOW_PRIVATE")
+        .env("KEEL_ALLOW_PRIVATE_TARGETS", "1")
+        .env("KEEL_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start keel serve");
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let serving = stdout.lines().map_while(Result::ok).any(|l| l.contains("is serving on"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(serving, "{stderr}");
+    assert!(stderr.contains("WARN") && stderr.contains("private outbound targets are allowed"), "{stderr}");
+}
