@@ -24,6 +24,7 @@
 //! applies a delta worked out before it.
 
 use crate::inventory::move_stock;
+use crate::outbound::{self, ClientSettings, Outbound};
 use crate::views::Page;
 use crate::workers::spawn_every;
 use crate::{in_tx, page_limit, Actor, App, AppError, Result};
@@ -41,13 +42,13 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
-use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 
 mod lease;
+mod replay;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -520,15 +521,14 @@ struct Pull {
     mode: FeedMode,
 }
 
-fn check_pull(p: &PullInput) -> Result<Pull, Invalid> {
-    let url = reqwest::Url::parse(p.url.trim()).map_err(|_| Invalid::new("pull.url", "invalid_url", "must be an absolute URL"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || p.url.len() > 2000 {
-        return Err(Invalid::new("pull.url", "invalid_url", "must be an http:// or https:// URL of at most 2000 characters"));
-    }
+/// The pull URL passes the outbound guard ([`crate::outbound`]): the body
+/// it fetches comes back through the batch's rows.
+async fn check_pull(outbound: &Outbound, p: &PullInput) -> Result<Pull, Invalid> {
+    let url = outbound.check_target("pull.url", &p.url).await?;
     if !(10..=7 * 24 * 3600).contains(&p.every_seconds) {
         return Err(Invalid::new("pull.every_seconds", "invalid_value", "must be between 10 and 604800"));
     }
-    Ok(Pull { url: url.to_string(), every: p.every_seconds, mode: p.mode.unwrap_or_default() })
+    Ok(Pull { url, every: p.every_seconds, mode: p.mode.unwrap_or_default() })
 }
 
 fn apply_pull(row: &mut IntegrationRow, pull: Option<Pull>, now: i64) {
@@ -611,7 +611,10 @@ impl App {
     pub async fn create_integration(&self, actor: &Actor, input: NewIntegration) -> Result<IntegrationView> {
         let name = text("name", &input.name, 100)?;
         let sla = check_sla("freshness_sla_seconds", input.freshness_sla_seconds.unwrap_or(900))?;
-        let pull = input.pull.as_ref().map(check_pull).transpose()?;
+        let pull = match &input.pull {
+            Some(p) => Some(check_pull(&self.outbound, p).await?),
+            None => None,
+        };
         let now = now_micros();
         let mut row = IntegrationRow {
             id: IntegrationId::generate().to_string(),
@@ -677,7 +680,7 @@ impl App {
         let pull = match &changes.pull {
             None => None,
             Some(None) => Some(None),
-            Some(Some(p)) => Some(Some(check_pull(p)?)),
+            Some(Some(p)) => Some(Some(check_pull(&self.outbound, p).await?)),
         };
         in_tx!(self, |tx| {
             let mut row = db::get_integration(&mut tx, id).await?.ok_or_else(|| integration_not_found(id))?;
@@ -1313,6 +1316,10 @@ pub struct FeedUpload {
     replay: Option<BatchRow>,
     /// A pull without validators: the key is the content hash, known at the end.
     key_from_content: bool,
+    /// The signature's `t` (unix seconds), for a signed upload.
+    signed_at: Option<i64>,
+    /// The signature that matched the body, once verified (hex).
+    signature: Option<String>,
     fatal: Option<String>,
     /// When the upload started, on its own clock ([`FeedUpload::clock`]).
     now: i64,
@@ -1338,14 +1345,14 @@ impl App {
             let mut conn = self.store.reader().await?;
             db::get_integration(&mut conn, integration_id).await?.ok_or_else(|| integration_not_found(integration_id))?
         };
-        let mac = if integ.auth == "api_key" {
+        let (mac, signed_at) = if integ.auth == "api_key" {
             let presented = req.bearer.ok_or_else(|| FeedError::Unauthorized("send the integration's API key as `Authorization: Bearer keel_ik_…`".into()))?;
             let hash = crate::apikeys::hash_secret(presented.trim());
             let ok = integ.credential_hash.as_deref().is_some_and(|h| constant_time_eq(h.as_bytes(), hash.as_bytes()));
             if !ok {
                 return Err(FeedError::Unauthorized("the integration API key is wrong or was rotated".into()));
             }
-            None
+            (None, None)
         } else {
             let header = req.signature.ok_or_else(|| {
                 FeedError::Unauthorized("sign the body: `X-Keel-Signature: t=<unix>,v1=<hex HMAC-SHA256 of \"{t}.{body}\">`".into())
@@ -1359,12 +1366,14 @@ impl App {
             let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
             mac.update(t.to_string().as_bytes());
             mac.update(b".");
-            Some((mac, sigs))
+            (Some((mac, sigs)), Some(t))
         };
         if !integ.enabled {
             return Err(AppError::conflict("integration_disabled", format!("integration {} is disabled", integ.id), None).into());
         }
-        self.open_upload(integ, mac, req.format, req.mode, key, "push", now).await
+        let mut upload = self.open_upload(integ, mac, req.format, req.mode, key, "push", now).await?;
+        upload.signed_at = signed_at;
+        Ok(upload)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1451,6 +1460,8 @@ impl App {
             batch,
             replay,
             key_from_content: false,
+            signed_at: None,
+            signature: None,
             fatal: None,
             now,
             renewed_at: now,
@@ -1547,6 +1558,7 @@ impl FeedUpload {
             if !sigs.iter().any(|s| constant_time_eq(s, &got)) {
                 return Err(FeedError::Unauthorized("the signature does not match the body".into()));
             }
+            self.signature = Some(hex::encode(got));
         }
         let hash = hex::encode(std::mem::take(&mut self.sha).finalize());
         if let Some(earlier) = self.replay.take() {
@@ -1593,6 +1605,7 @@ impl FeedUpload {
         let stored = in_tx!(app, |tx| {
             let mut b = b.clone();
             this.renew_in(&mut tx, &b.id, at).await?;
+            this.refuse_replay(&mut tx, &b.integration_id, at).await?;
             match &fatal {
                 Some(err) => {
                     db::skip_pending(&mut tx, &b.id, "not applied: the feed could not be read").await?;
@@ -2146,16 +2159,14 @@ fn rollback_problem(p: &db::RollbackProblem) -> RollbackProblemView {
 
 // ------------------------------------------------------------------- pull ---
 
-fn http_client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(600))
-            .user_agent("keel-feeds/1")
-            .build()
-            .expect("the HTTP client builds")
+/// The client of feed pulls: a feed may be large (up to [`MAX_FEED_BYTES`],
+/// counted as it streams in), hence the long total time.
+pub(crate) fn pull_client(outbound: &Outbound) -> outbound::Client {
+    outbound.client(ClientSettings {
+        connect_timeout: Duration::from_secs(10),
+        timeout: Duration::from_secs(600),
+        user_agent: "keel-feeds/1",
+        max_idle_per_host: 4,
     })
 }
 
@@ -2240,14 +2251,16 @@ impl App {
 
     async fn pull_inner(&self, integ: &IntegrationRow) -> std::result::Result<PullResult, String> {
         let url = integ.pull_url.as_deref().ok_or("no pull URL")?;
-        let mut req = http_client().get(url);
+        // Checked again here: the URL may have been saved by a node that
+        // allowed private targets.
+        let mut req = self.feed_client.get(url).map_err(|b| b.to_string())?;
         if let Some(etag) = &integ.pull_etag {
             req = req.header(reqwest::header::IF_NONE_MATCH, etag);
         }
         if let Some(lm) = &integ.pull_last_modified {
             req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
         }
-        let mut res = req.send().await.map_err(|e| format!("fetch failed: {}", e.without_url()))?;
+        let mut res = req.send().await.map_err(|e| format!("fetch failed: {}", outbound::describe(&e)))?;
         if res.status() == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(PullResult::Unchanged);
         }

@@ -22,6 +22,7 @@ pub mod inventory;
 pub mod locations;
 pub mod node;
 pub mod orders;
+pub mod outbound;
 pub mod payments;
 pub mod privacy;
 pub mod purge;
@@ -58,6 +59,11 @@ pub struct App {
     pub secrets: secrets::Secrets,
     pub payments: std::sync::Arc<dyn keel_payments::PaymentProvider>,
     pub checkout: checkout::CheckoutConfig,
+    /// Which outbound targets are allowed ([`outbound`]); every outbound
+    /// client below is built under it.
+    outbound: outbound::Outbound,
+    /// The HTTP client of feed pulls.
+    feed_client: outbound::Client,
     /// Webhook delivery settings and their HTTP client.
     webhook_runtime: std::sync::Arc<webhooks::Runtime>,
     /// CDN purge settings and the in-process invalidation channel (see [`purge`]).
@@ -71,21 +77,25 @@ pub struct App {
 
 impl App {
     /// An app with the built-in test payment provider and default checkout
-    /// settings, and no CDN; see [`App::with_payments`], [`App::with_checkout`]
-    /// and [`App::with_purge_config`].
+    /// settings, no CDN, and no private outbound targets; see
+    /// [`App::with_payments`], [`App::with_checkout`],
+    /// [`App::with_purge_config`] and [`App::with_outbound`].
     pub fn new(store: Store, secrets: secrets::Secrets) -> App {
         let webhook_secret = format!("whsec_{}", &secrets.blind_index("keel/test-provider/webhook-secret")[..32]);
         let payments = payments::PaymentsConfig::Test { webhook_secret }
             .provider(&store)
             .expect("the test provider needs no configuration");
-        let webhook_runtime = std::sync::Arc::new(webhooks::Runtime::new(webhooks::WebhookConfig::from_env()));
+        let outbound = outbound::Outbound::default();
+        let webhook_runtime = std::sync::Arc::new(webhooks::Runtime::new(webhooks::WebhookConfig::default(), &outbound));
         App {
             store,
             secrets,
             payments,
             checkout: checkout::CheckoutConfig::default(),
+            feed_client: feeds::pull_client(&outbound),
             webhook_runtime,
-            cache: std::sync::Arc::new(purge::CacheRuntime::new(purge::PurgeConfig::default())),
+            cache: std::sync::Arc::new(purge::CacheRuntime::new(purge::PurgeConfig::default(), &outbound)),
+            outbound,
             media: images::Media::new("keel-data/media"),
             staff: staff::StaffConfig::default(),
             node: std::sync::Arc::new(node::Node::new()),

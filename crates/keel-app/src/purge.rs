@@ -8,7 +8,8 @@
 //! - **CDN purge** ([`App::purge_cdn`]): a durable outbox consumer (cursor
 //!   [`CONSUMER`], monitored in integration health and `/metrics`). Per batch
 //!   of committed events it POSTs the deduplicated keys to
-//!   `KEEL_CDN_PURGE_URL` as `{"surrogate_keys":[…]}` with a
+//!   `KEEL_CDN_PURGE_URL` (checked by [`crate::outbound`] at start and at
+//!   every request) as `{"surrogate_keys":[…]}` with a
 //!   `Surrogate-Key: k1 k2 …` header (Fastly style), at most
 //!   [`PurgeConfig::max_keys_per_request`] keys per request, with
 //!   `Authorization: Bearer KEEL_CDN_PURGE_TOKEN` when set. The cursor only
@@ -32,6 +33,7 @@
 //! crosses zero or moves at or below [`LISTING_STOCK_THRESHOLD`] (listings
 //! show "sold out" and "only N left", nothing finer).
 
+use crate::outbound::{self, ClientSettings, Outbound};
 use crate::{in_tx, App, Result};
 use keel_domain::inventory::Levels;
 use keel_domain::time::now_micros;
@@ -111,13 +113,13 @@ impl Default for PurgeConfig {
 }
 
 impl PurgeConfig {
-    /// `KEEL_CDN_PURGE_URL` (http or https) and `KEEL_CDN_PURGE_TOKEN` (or
-    /// `KEEL_CDN_PURGE_TOKEN_FILE`), both optional.
-    pub fn from_env() -> std::result::Result<PurgeConfig, String> {
+    /// `KEEL_CDN_PURGE_URL` (http or https, a target `outbound` allows) and
+    /// `KEEL_CDN_PURGE_TOKEN` (or `KEEL_CDN_PURGE_TOKEN_FILE`), both optional.
+    pub async fn from_env(outbound: &Outbound) -> std::result::Result<PurgeConfig, String> {
         let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let url = match var("KEEL_CDN_PURGE_URL") {
             None => None,
-            Some(u) => Some(check_url(&u)?),
+            Some(u) => Some(check_url(outbound, &u).await?),
         };
         let token = match (var("KEEL_CDN_PURGE_TOKEN"), var("KEEL_CDN_PURGE_TOKEN_FILE")) {
             (Some(t), _) => Some(PurgeToken::new(t)),
@@ -131,12 +133,8 @@ impl PurgeConfig {
     }
 }
 
-fn check_url(raw: &str) -> std::result::Result<String, String> {
-    let u = reqwest::Url::parse(raw).map_err(|_| "KEEL_CDN_PURGE_URL is not a URL".to_owned())?;
-    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-        return Err("KEEL_CDN_PURGE_URL must be an http:// or https:// URL".into());
-    }
-    Ok(u.to_string())
+async fn check_url(outbound: &Outbound, raw: &str) -> std::result::Result<String, String> {
+    outbound.check_target("KEEL_CDN_PURGE_URL", raw).await.map_err(|e| format!("KEEL_CDN_PURGE_URL ({}): {}", e.code, e.message))
 }
 
 /// What one [`App::purge_cdn`] step did.
@@ -164,7 +162,7 @@ struct Retry {
 /// an [`App`].
 pub struct CacheRuntime {
     config: PurgeConfig,
-    client: Option<reqwest::Client>,
+    client: Option<outbound::Client>,
     invalidations: broadcast::Sender<Invalidation>,
     registered: AtomicBool,
     retry: Mutex<Retry>,
@@ -172,15 +170,14 @@ pub struct CacheRuntime {
 }
 
 impl CacheRuntime {
-    pub fn new(config: PurgeConfig) -> CacheRuntime {
+    pub fn new(config: PurgeConfig, policy: &Outbound) -> CacheRuntime {
         let client = config.url.as_ref().map(|_| {
-            reqwest::Client::builder()
-                .connect_timeout(config.connect_timeout)
-                .timeout(config.timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("Keel-Purge/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .expect("the purge HTTP client needs no system configuration")
+            policy.client(ClientSettings {
+                connect_timeout: config.connect_timeout,
+                timeout: config.timeout,
+                user_agent: concat!("Keel-Purge/", env!("CARGO_PKG_VERSION")),
+                max_idle_per_host: 4,
+            })
         });
         let (invalidations, _) = broadcast::channel(INVALIDATION_CAPACITY);
         CacheRuntime {
@@ -286,7 +283,7 @@ impl App {
     /// Replaces the purge settings. Receivers from [`App::cache_invalidations`]
     /// taken before this call belong to the old settings: subscribe after.
     pub fn with_purge_config(mut self, config: PurgeConfig) -> App {
-        self.cache = Arc::new(CacheRuntime::new(config));
+        self.cache = Arc::new(CacheRuntime::new(config, &self.outbound));
         self
     }
 
@@ -379,16 +376,20 @@ impl App {
 }
 
 /// One purge request; `Err` is a short, secret-free description.
-async fn post_keys(client: &reqwest::Client, url: &str, token: Option<&PurgeToken>, keys: &[String]) -> std::result::Result<(), String> {
+async fn post_keys(client: &outbound::Client, url: &str, token: Option<&PurgeToken>, keys: &[String]) -> std::result::Result<(), String> {
     let body = serde_json::json!({ "surrogate_keys": keys });
-    let mut req = client.post(url).header("Surrogate-Key", keys.join(" ")).json(&body);
+    let mut req = client.post(url).map_err(|b| b.to_string())?.header("Surrogate-Key", keys.join(" ")).json(&body);
     if let Some(t) = token {
         req = req.bearer_auth(&t.0);
     }
     match req.send().await {
         Err(e) => {
-            let e = e.without_url();
-            let kind = if e.is_timeout() {
+            // The kind only, unless the guard refused the name: its reason
+            // says what to fix.
+            let described = outbound::describe(&e);
+            let kind = if described.starts_with("blocked") {
+                return Err(described);
+            } else if e.is_timeout() {
                 "timeout"
             } else if e.is_connect() {
                 "connection failed"
@@ -398,10 +399,10 @@ async fn post_keys(client: &reqwest::Client, url: &str, token: Option<&PurgeToke
             Err(kind.to_owned())
         }
         Ok(resp) if resp.status().is_success() => Ok(()),
-        Ok(resp) => {
+        Ok(mut resp) => {
             let status = resp.status().as_u16();
-            let text = resp.text().await.unwrap_or_default();
-            let text: String = text.chars().take(ERROR_LIMIT).collect();
+            let (body, _) = outbound::read_bounded(&mut resp, 4 * ERROR_LIMIT).await;
+            let text: String = String::from_utf8_lossy(&body).chars().take(ERROR_LIMIT).collect();
             Err(if text.trim().is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {}", text.trim()) })
         }
     }
@@ -512,11 +513,15 @@ mod tests {
         assert!(!format!("{c:?}").contains("s3cret"));
     }
 
-    #[test]
-    fn urls_are_checked() {
-        assert!(check_url("https://api.fastly.com/service/x/purge").is_ok());
-        assert!(check_url("ftp://example.com").is_err());
-        assert!(check_url("not a url").is_err());
+    #[tokio::test]
+    async fn urls_are_checked() {
+        let strict = Outbound::default();
+        assert!(check_url(&strict, "https://api.fastly.com/service/x/purge").await.is_ok());
+        assert!(check_url(&strict, "ftp://example.com").await.is_err());
+        assert!(check_url(&strict, "not a url").await.is_err());
+        let private = check_url(&strict, "http://127.0.0.1:9/purge").await.unwrap_err();
+        assert!(private.contains("url_not_allowed"), "{private}");
+        assert!(check_url(&strict.allowing_private_targets(true), "http://127.0.0.1:9/purge").await.is_ok());
     }
 
     #[test]

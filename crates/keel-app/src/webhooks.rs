@@ -20,16 +20,16 @@
 //!   after the last. An endpoint failing without a success for
 //!   `disable_after` (5 days) is disabled, its pending messages
 //!   dead-lettered, and `alert.webhook_endpoint_disabled` raised.
-//! - **SSRF guard**: targets resolving to loopback, private, link-local,
-//!   unspecified, multicast and other non-public addresses are refused unless
-//!   [`WebhookConfig::allow_private_targets`]. The check runs in the HTTP
-//!   client's resolver, so the address checked is the address connected to.
+//! - **SSRF guard**: URLs are checked when saved and the client is one of
+//!   [`crate::outbound`]'s (no private targets unless the app's
+//!   [`crate::outbound::Outbound`] allows them, checked again at delivery).
 //! - **Replay**: retry one message, or recover every failed message of an
 //!   endpoint since a time; both start a new run with the same `webhook-id`.
 //!
 //! Every time-dependent step takes an explicit `now` (microseconds) so tests
 //! drive retries with a controllable clock.
 
+use crate::outbound::{self, ClientSettings, Outbound};
 use crate::views::Page;
 use crate::{in_tx, page_limit, Actor, App, AppError, Result};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -49,7 +49,6 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
@@ -78,13 +77,10 @@ const MINUTES_RETENTION: i64 = 48 * 60;
 const POLL: Duration = Duration::from_millis(50);
 const RECORD_COALESCE: Duration = Duration::from_millis(2);
 
-/// Delivery settings. The defaults are the production ones;
-/// [`WebhookConfig::from_env`] adds `KEEL_WEBHOOKS_ALLOW_PRIVATE`.
+/// Delivery settings; the defaults are the production ones. Which targets
+/// may be reached is the app's outbound policy ([`App::with_outbound`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookConfig {
-    /// Allow targets on loopback, private, link-local and other non-public
-    /// addresses (development and tests only).
-    pub allow_private_targets: bool,
     pub connect_timeout: Duration,
     /// The whole request, response headers and the bounded body read.
     pub timeout: Duration,
@@ -103,7 +99,6 @@ pub struct WebhookConfig {
 impl Default for WebhookConfig {
     fn default() -> Self {
         WebhookConfig {
-            allow_private_targets: false,
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(15),
             max_in_flight_per_endpoint: 32,
@@ -116,14 +111,6 @@ impl Default for WebhookConfig {
 }
 
 impl WebhookConfig {
-    /// The defaults, with `KEEL_WEBHOOKS_ALLOW_PRIVATE=1` (or `true`)
-    /// allowing private targets.
-    pub fn from_env() -> WebhookConfig {
-        let allow = std::env::var("KEEL_WEBHOOKS_ALLOW_PRIVATE")
-            .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
-        WebhookConfig { allow_private_targets: allow, ..WebhookConfig::default() }
-    }
-
     fn lease_micros(&self) -> i64 {
         // Longer than any attempt can take, so a live worker never loses its lease.
         (self.connect_timeout + self.timeout).as_micros() as i64 + 30_000_000
@@ -133,31 +120,25 @@ impl WebhookConfig {
 /// A config and the HTTP client built for it.
 pub struct Runtime {
     config: WebhookConfig,
-    client: reqwest::Client,
+    client: outbound::Client,
 }
 
 impl Runtime {
-    pub fn new(config: WebhookConfig) -> Runtime {
-        let mut b = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("Keel-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .pool_max_idle_per_host(64);
-        if !config.allow_private_targets {
-            b = b.dns_resolver(Arc::new(GuardedResolver));
-        }
-        let client = b.build().expect("the webhook HTTP client needs no system configuration");
+    pub fn new(config: WebhookConfig, policy: &Outbound) -> Runtime {
+        let client = policy.client(ClientSettings {
+            connect_timeout: config.connect_timeout,
+            timeout: config.timeout,
+            user_agent: concat!("Keel-Webhooks/", env!("CARGO_PKG_VERSION")),
+            max_idle_per_host: 64,
+        });
         Runtime { config, client }
     }
 }
 
 impl App {
-    /// Sets the webhook delivery settings; without it,
-    /// [`WebhookConfig::from_env`] applies.
+    /// Sets the webhook delivery settings (defaults: [`WebhookConfig::default`]).
     pub fn with_webhook_config(mut self, config: WebhookConfig) -> App {
-        self.webhook_runtime = Arc::new(Runtime::new(config));
+        self.webhook_runtime = Arc::new(Runtime::new(config, &self.outbound));
         self
     }
 
@@ -397,117 +378,6 @@ pub struct EndpointStats {
 
 // ----------------------------------------------------------- validation
 
-fn check_url(field: &str, raw: &str, allow_private: bool) -> Result<String, Invalid> {
-    let s = raw.trim();
-    if s.is_empty() {
-        return Err(Invalid::new(field, "required", "must not be empty"));
-    }
-    if s.len() > 2048 {
-        return Err(Invalid::new(field, "too_long", "must be at most 2048 characters"));
-    }
-    let url = reqwest::Url::parse(s).map_err(|_| Invalid::new(field, "invalid_url", "not an absolute http(s) URL"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(Invalid::new(field, "invalid_url", "the scheme must be https or http"));
-    }
-    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
-        return Err(Invalid::new(field, "invalid_url", "the URL needs a host"));
-    };
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(Invalid::new(field, "invalid_url", "credentials are not allowed in the URL"));
-    }
-    if url.fragment().is_some() {
-        return Err(Invalid::new(field, "invalid_url", "fragments are not allowed in the URL"));
-    }
-    if !allow_private {
-        if let Some(reason) = literal_target_refusal(host) {
-            return Err(Invalid::new(field, "url_not_allowed", reason));
-        }
-    }
-    Ok(url.to_string())
-}
-
-/// Why a host given literally (an IP, or `localhost`) is refused, if it is.
-fn literal_target_refusal(host: &str) -> Option<String> {
-    let h = host.trim_end_matches('.').to_ascii_lowercase();
-    if h == "localhost" || h.ends_with(".localhost") {
-        return Some(format!("`{host}` is a loopback name; private targets are not allowed"));
-    }
-    let bare = h.trim_start_matches('[').trim_end_matches(']');
-    match bare.parse::<IpAddr>() {
-        Ok(ip) if !is_public(ip) => Some(format!("{ip} is not a public address; private targets are not allowed")),
-        _ => None,
-    }
-}
-
-/// Whether an address is on the public internet: not loopback, private,
-/// shared (CGNAT), link-local, unspecified, multicast, broadcast,
-/// documentation or reserved.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public_v4(v4);
-            }
-            let s = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00 // unique local
-                || (s[0] & 0xffc0) == 0xfe80 // link-local
-                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
-                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
-                || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64 (embeds IPv4)
-                || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0)) // IPv4-compatible
-        }
-    }
-}
-
-fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let o = ip.octets();
-    !(ip.is_private()
-        || ip.is_loopback()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        || ip.is_broadcast()
-        || ip.is_documentation()
-        || o[0] == 0
-        || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64/10 shared
-        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0/24 protocol assignments
-        || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18/15 benchmarking
-        || o[0] >= 240) // reserved
-}
-
-#[derive(Debug)]
-struct BlockedAddress(String);
-
-impl std::fmt::Display for BlockedAddress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "blocked: {}", self.0)
-    }
-}
-
-impl std::error::Error for BlockedAddress {}
-
-/// Resolves with tokio and refuses names with any non-public address, so
-/// the addresses checked are the ones the client connects to.
-struct GuardedResolver;
-
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
-                return Err(Box::new(BlockedAddress(format!("{host} resolves to {}, which is not a public address", bad.ip())))
-                    as Box<dyn std::error::Error + Send + Sync>);
-            }
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
 const MAX_EVENT_TYPES: usize = 50;
 
 fn check_event_types(types: &[String]) -> Result<Vec<String>, Invalid> {
@@ -621,8 +491,7 @@ impl App {
     }
 
     pub async fn create_webhook_endpoint(&self, actor: &Actor, input: NewWebhookEndpoint) -> Result<WebhookEndpointView> {
-        let allow_private = self.webhook_runtime().config.allow_private_targets;
-        let url = check_url("url", &input.url, allow_private)?;
+        let url = self.outbound.check_target("url", &input.url).await?;
         let description = optional_text("description", input.description.as_deref(), 500)?;
         let types = check_event_types(input.event_types.as_deref().unwrap_or_default())?;
         let rate_limit = input.rate_limit.map(check_rate_limit).transpose()?;
@@ -664,8 +533,10 @@ impl App {
 
     pub async fn update_webhook_endpoint(&self, actor: &Actor, id: &str, changes: WebhookEndpointChanges) -> Result<WebhookEndpointView> {
         WebhookEndpointId::parse("id", id).map_err(|_| AppError::not_found("webhook_endpoint", id))?;
-        let allow_private = self.webhook_runtime().config.allow_private_targets;
-        let url = changes.url.as_deref().map(|u| check_url("url", u, allow_private)).transpose()?;
+        let url = match changes.url.as_deref() {
+            Some(u) => Some(self.outbound.check_target("url", u).await?),
+            None => None,
+        };
         let description = match &changes.description {
             Some(d) => Some(optional_text("description", d.as_deref(), 500)?),
             None => None,
@@ -1296,75 +1167,28 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// A short, secret-free description of a transport failure.
-fn describe(err: &reqwest::Error) -> String {
-    let mut chain: Vec<String> = Vec::new();
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
-    while let Some(e) = source {
-        if let Some(b) = e.downcast_ref::<BlockedAddress>() {
-            return b.to_string();
-        }
-        let s = e.to_string();
-        if !chain.iter().any(|c| c.contains(&s)) {
-            chain.push(s);
-        }
-        source = e.source();
-    }
-    let kind = if err.is_timeout() {
-        "timeout"
-    } else if err.is_connect() {
-        "connection failed"
-    } else if err.is_redirect() {
-        "redirect"
-    } else {
-        "request failed"
-    };
-    if chain.is_empty() {
-        kind.to_owned()
-    } else {
-        format!("{kind}: {}", chain.join(": "))
-    }
-}
-
 /// One HTTP attempt. Never fails: every outcome becomes an attempt row.
 async fn send(rt: &Runtime, c: Claimed, now: i64) -> Outcome {
     let started = Instant::now();
     let timestamp = now.div_euclid(1_000_000);
     let signature = sign(&c.keys, &c.message_id, timestamp, &c.body);
-    let refused = if rt.config.allow_private_targets {
-        None
-    } else {
-        reqwest::Url::parse(&c.url).ok().and_then(|u| u.host_str().and_then(literal_target_refusal))
-    };
-    let (status_code, excerpt, error) = match refused {
-        Some(reason) => (None, None, Some(format!("blocked: {reason}"))),
-        None => {
-            let request = rt
-                .client
-                .post(&c.url)
+    // Checked again here: the endpoint may have been saved by a node that
+    // allowed private targets.
+    let (status_code, excerpt, error) = match rt.client.post(&c.url) {
+        Err(blocked) => (None, None, Some(blocked.to_string())),
+        Ok(request) => {
+            let request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header("webhook-id", &c.message_id)
                 .header("webhook-timestamp", timestamp.to_string())
                 .header("webhook-signature", signature)
                 .body(c.body.clone());
             match request.send().await {
-                Err(e) => (None, None, Some(describe(&e.without_url()))),
+                Err(e) => (None, None, Some(outbound::describe(&e))),
                 Ok(mut resp) => {
                     let status = resp.status();
-                    let mut buf: Vec<u8> = Vec::new();
-                    let mut read_error = None;
-                    while buf.len() < RESPONSE_READ_LIMIT {
-                        match resp.chunk().await {
-                            Ok(Some(chunk)) => {
-                                let take = chunk.len().min(RESPONSE_READ_LIMIT - buf.len());
-                                buf.extend_from_slice(&chunk[..take]);
-                            }
-                            Ok(None) => break,
-                            Err(e) => {
-                                read_error = Some(describe(&e.without_url()));
-                                break;
-                            }
-                        }
-                    }
+                    let (buf, read_error) = outbound::read_bounded(&mut resp, RESPONSE_READ_LIMIT).await;
+                    let read_error = read_error.map(|e| outbound::describe(&e));
                     drop(resp);
                     let text = String::from_utf8_lossy(&buf);
                     let excerpt = (!text.is_empty()).then(|| truncate(&text, RESPONSE_EXCERPT_LIMIT));
@@ -1523,36 +1347,6 @@ mod tests {
     }
 
     #[test]
-    fn addresses() {
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "224.0.0.1", "255.255.255.255", "::1", "::", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "ff02::1"] {
-            assert!(!is_public(ip.parse().unwrap()), "{ip} must be refused");
-        }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
-            assert!(is_public(ip.parse().unwrap()), "{ip} is public");
-        }
-        assert!(literal_target_refusal("LOCALHOST.").is_some());
-        assert!(literal_target_refusal("[::1]").is_some());
-        assert!(literal_target_refusal("example.com").is_none());
-    }
-
-    #[test]
-    fn urls() {
-        assert_eq!(check_url("url", " https://example.com/hook ", false).unwrap(), "https://example.com/hook");
-        for (bad, code) in [
-            ("ftp://example.com", "invalid_url"),
-            ("example.com/hook", "invalid_url"),
-            ("https://user:pw@example.com/", "invalid_url"),
-            ("http://127.0.0.1:9/x", "url_not_allowed"),
-            ("http://localhost/x", "url_not_allowed"),
-            ("http://[::1]/x", "url_not_allowed"),
-            ("http://169.254.169.254/latest", "url_not_allowed"),
-        ] {
-            assert_eq!(check_url("url", bad, false).unwrap_err().code, code, "{bad}");
-        }
-        assert!(check_url("url", "http://127.0.0.1:9/x", true).is_ok());
-    }
-
-    #[test]
     fn filters() {
         let f = vec!["inventory.*".to_owned(), "order.created".to_owned()];
         assert!(filter_matches(&f, "inventory.adjusted"));
@@ -1574,13 +1368,5 @@ mod tests {
             }
         }
         assert_eq!(retry_delay_micros(MAX_ATTEMPTS), None);
-    }
-
-    #[tokio::test]
-    async fn the_resolver_refuses_names_of_private_addresses() {
-        use reqwest::dns::Resolve;
-        let name: reqwest::dns::Name = "localhost".parse().unwrap();
-        let err = GuardedResolver.resolve(name).await.err().expect("localhost is refused");
-        assert!(err.to_string().contains("not a public address"), "{err}");
     }
 }

@@ -13,8 +13,10 @@ use std::collections::HashMap;
 
 mod lease;
 mod recheck;
+mod signatures;
 pub use lease::{renew_lease, take_over_lapsed, LEGACY_UPLOAD_LEASE_MICROS};
 pub use recheck::{recheck_pending, reopen_unchanged};
+pub use signatures::{forget_signatures_before, remember_signature};
 use lease::listed;
 
 // ---------------------------------------------------------------- integrations

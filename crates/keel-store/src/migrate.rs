@@ -109,6 +109,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0018_append_only.sql"),
     },
     Migration {
+        version: 21,
+        name: "feed_signatures",
+        sqlite: include_str!("../migrations/sqlite/0021_feed_signatures.sql"),
+        postgres: include_str!("../migrations/postgres/0021_feed_signatures.sql"),
+    },
+    Migration {
         version: 22,
         name: "key_kinds",
         sqlite: include_str!("../migrations/sqlite/0022_key_kinds.sql"),

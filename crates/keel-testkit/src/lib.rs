@@ -151,6 +151,13 @@ pub async fn spawn_with(configure: impl FnOnce(App) -> App) -> TestApp {
     spawn_configured(TestDb::fresh().await, configure).await
 }
 
+/// The app allowed to reach private targets (loopback receivers, feed
+/// sources and CDN doubles of tests), as `KEEL_ALLOW_PRIVATE_TARGETS=1`
+/// does for `keel serve`: `spawn_with(allow_private_targets)`.
+pub fn allow_private_targets(app: App) -> App {
+    app.with_outbound(keel_app::outbound::Outbound::default().allowing_private_targets(true))
+}
+
 /// Like [`spawn_app`], with edge settings (rate limits, trusted proxy,
 /// HTTPS flag) that tests otherwise leave off.
 pub async fn spawn_with_edge(edge: keel_web::edge::EdgeSettings) -> TestApp {

@@ -203,10 +203,12 @@ async fn open_app(cli: &Cli, may_create: bool) -> Result<App, AnyError> {
         tracing::info!(?applied, database = %location.describe(), "migrations applied");
     }
     let secrets = keel_app::secrets::Secrets::load(env_secret_key().as_deref(), &cli.data_dir)?;
-    let purge = keel_app::purge::PurgeConfig::from_env()?;
+    let outbound = outbound_policy()?;
+    let purge = keel_app::purge::PurgeConfig::from_env(&outbound).await?;
     let media_dir = cli.media_dir.clone().unwrap_or_else(|| cli.data_dir.join("media"));
     let mut app = App::new(store, secrets)
         .with_checkout(checkout_config()?)
+        .with_outbound(outbound)
         .with_purge_config(purge)
         .with_media_dir(media_dir)
         .with_staff_config(staff_config()?);
@@ -233,6 +235,18 @@ fn staff_config() -> Result<keel_app::staff::StaffConfig, AnyError> {
     };
     let disable_stale = flag("KEEL_STAFF_DISABLE_STALE", true)?;
     Ok(keel_app::staff::StaffConfig { require_two_factor, stale_after_days, disable_stale })
+}
+
+/// `KEEL_ALLOW_PRIVATE_TARGETS=1` (or the older `KEEL_WEBHOOKS_ALLOW_PRIVATE`)
+/// lets webhooks, feed pulls and the CDN purge reach loopback, private and
+/// link-local addresses: development only, off by default (the SSRF guard).
+fn outbound_policy() -> Result<keel_app::outbound::Outbound, AnyError> {
+    use keel_app::outbound::{ALLOW_PRIVATE_TARGETS_ENV, ALLOW_PRIVATE_TARGETS_ENV_ALIAS};
+    let allow = match env(ALLOW_PRIVATE_TARGETS_ENV) {
+        Some(_) => flag(ALLOW_PRIVATE_TARGETS_ENV, false)?,
+        None => flag(ALLOW_PRIVATE_TARGETS_ENV_ALIAS, false)?,
+    };
+    Ok(keel_app::outbound::Outbound::default().allowing_private_targets(allow))
 }
 
 /// A yes/no setting: `1`/`true` or `0`/`false`.
@@ -450,6 +464,11 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             let app = open(&cli).await?;
             if app.store.backend() == keel_app::Backend::Sqlite {
                 app.end_other_leases().await?;
+            }
+            if app.outbound().allows_private_targets() {
+                let warning = "private outbound targets are allowed (KEEL_ALLOW_PRIVATE_TARGETS): webhooks, feed pulls and \
+                    the CDN purge may reach loopback, private and cloud-metadata addresses; for development only";
+                tracing::warn!("{warning}");
             }
             let mut demo_key = None;
             let mut demo_owner = None;

@@ -51,7 +51,8 @@ pub struct Doc;
 
 #[utoipa::path(post, path = "/integrations", tag = "integrations", request_body = NewIntegration,
     responses((status = 201, description = "The integration with its `credential` (an HMAC signing secret or an API key), shown only here and on rotation", body = IntegrationView),
-              (status = 409, description = "duplicate_name", body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+              (status = 409, description = "duplicate_name", body = ErrorEnvelope),
+              (status = 422, description = "invalid field; `url_not_allowed` on `pull.url` for a scheme other than http(s), credentials in the URL, or a target that is not public (loopback, private, link-local or metadata, CGNAT, IPv6 unique-local, addresses embedding those, `localhost`, or a name resolving to any of them)", body = ErrorEnvelope)))]
 pub async fn create(State(s): State<AppState>, key: ApiKey, JsonBody(input): JsonBody<NewIntegration>) -> ApiResult<(StatusCode, Json<IntegrationView>)> {
     Ok((StatusCode::CREATED, Json(s.app.create_integration(&key.actor(), input).await?)))
 }
@@ -70,7 +71,8 @@ pub async fn show(State(s): State<AppState>, _key: ApiKey, Path(id): Path<String
 
 #[utoipa::path(post, path = "/integrations/{id}", tag = "integrations", params(("id" = String, Path)), request_body = IntegrationChanges,
     responses((status = 200, description = "Changing `auth` returns the new `credential`", body = IntegrationView),
-              (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+              (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope),
+              (status = 422, description = "invalid field; `url_not_allowed` on `pull.url` as when creating", body = ErrorEnvelope)))]
 pub async fn update(
     State(s): State<AppState>,
     key: ApiKey,
@@ -204,7 +206,8 @@ fn feed_error(e: FeedError) -> Response {
 /// repeat answers with the stored batch (200, `Idempotent-Replayed: true`);
 /// while the first is still streaming a repeat is `409 batch_in_progress`,
 /// unless that upload stopped (no chunk for 30 s, e.g. its process died):
-/// then the repeat takes over at once.
+/// then the repeat takes over at once. A signature already accepted is
+/// refused with `409 signature_replayed` (nothing applied): sign again.
 async fn stock_feed(
     State(s): State<AppState>,
     Path(id): Path<String>,

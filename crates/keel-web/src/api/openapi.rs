@@ -11,7 +11,8 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "Keel API", description = "The system of record for online selling. All POSTs accept an \
         `Idempotency-Key` header; lists use cursor pagination (`limit`, `starting_after`, `has_more`); errors \
-        share one shape.", version = "1"),
+        share one shape. URLs Keel will fetch (webhook endpoint `url`, integration `pull.url`) must be public http(s) \
+        targets: others are refused with `422 url_not_allowed` on the field.", version = "1"),
     servers((url = "/api/v1")),
     paths(
         products::create, products::list, products::show, products::update, products::archive,

@@ -39,7 +39,7 @@ pub struct Doc;
 
 #[utoipa::path(post, path = "/webhook-endpoints", tag = "webhooks", request_body = NewWebhookEndpoint,
     responses((status = 201, description = "The endpoint, with its new `secret` (shown only here and by `GET …/secret`)", body = WebhookEndpointView),
-              (status = 422, description = "invalid field; `url_not_allowed` for private, loopback or link-local targets", body = ErrorEnvelope)))]
+              (status = 422, description = "invalid field; `url_not_allowed` on `url` for a scheme other than http(s), credentials in the URL, or a target that is not public (loopback, private, link-local or metadata, CGNAT, IPv6 unique-local, addresses embedding those, `localhost`, or a name resolving to any of them)", body = ErrorEnvelope)))]
 pub async fn create(
     State(s): State<AppState>,
     key: ApiKey,
@@ -61,7 +61,8 @@ pub async fn show(State(s): State<AppState>, _key: ApiKey, Path(id): Path<String
 }
 
 #[utoipa::path(post, path = "/webhook-endpoints/{id}", tag = "webhooks", params(("id" = String, Path)), request_body = WebhookEndpointChanges,
-    responses((status = 200, body = WebhookEndpointView), (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+    responses((status = 200, body = WebhookEndpointView), (status = 404, body = ErrorEnvelope),
+              (status = 422, description = "invalid field; `url_not_allowed` on `url` as when creating", body = ErrorEnvelope)))]
 pub async fn update(
     State(s): State<AppState>,
     key: ApiKey,

@@ -7,7 +7,6 @@
 
 use crate::admin_client::{between, signed_in, Browser};
 use axum::http::StatusCode as AxumStatus;
-use keel_app::webhooks::WebhookConfig;
 use keel_domain::time::{now_micros, to_rfc3339};
 use keel_testkit::{json, spawn_with, Res, TestApp};
 use keel_web::access::Role;
@@ -20,7 +19,7 @@ use std::time::{Duration, Instant};
 const SEC: i64 = 1_000_000;
 
 async fn shop() -> TestApp {
-    spawn_with(|app| app.with_webhook_config(WebhookConfig { allow_private_targets: true, ..WebhookConfig::default() })).await
+    spawn_with(keel_testkit::allow_private_targets).await
 }
 
 #[derive(Default)]
@@ -405,7 +404,7 @@ async fn mug_feed(t: &TestApp) -> String {
 }
 
 async fn push_signed(t: &TestApp, id: &str, secret: &str, body: String) -> StatusCode {
-    let sig = crate::feeds::sign(secret, now_micros() / 1_000_000, body.as_bytes());
+    let sig = crate::feeds::sign(secret, crate::feeds::signing_time(), body.as_bytes());
     let res = t
         .http
         .post(format!("{}/hooks/integrations/{id}/stock-feed", t.base))
@@ -497,7 +496,7 @@ async fn an_owner_adds_a_webhook_endpoint_and_rotates_its_secret() {
 
 #[tokio::test]
 async fn a_private_webhook_target_is_refused_on_the_url_field() {
-    let t = spawn_with(|app| app.with_webhook_config(WebhookConfig::default())).await;
+    let t = spawn_with(|app| app).await;
     let mut b = signed_in(&t, Role::Owner).await;
     let csrf = b.get("/admin/integrations").await.csrf();
     for target in ["http://127.0.0.1:9/hook", "http://10.0.0.5/hook", "http://localhost/hook"] {

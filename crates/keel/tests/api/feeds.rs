@@ -8,6 +8,7 @@ use keel_testkit::{json, spawn_app, Res, TestApp};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::Sha256;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 pub(crate) struct Integration {
@@ -24,6 +25,15 @@ pub(crate) async fn integration(t: &TestApp, name: &str, auth: &str) -> Integrat
         credential: r.body["credential"].as_str().unwrap().to_owned(),
         hmac: auth == "hmac",
     }
+}
+
+/// A timestamp to sign one request with. A client signs every request it
+/// sends, but two sends of one body signed in the same second carry the same
+/// signature, which Keel refuses as a replay; so each call steps a second
+/// further back (staying well inside the 300 s window).
+pub(crate) fn signing_time() -> i64 {
+    static CALLS: AtomicI64 = AtomicI64::new(0);
+    now_micros() / 1_000_000 - CALLS.fetch_add(1, Ordering::Relaxed) % 120
 }
 
 pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
@@ -53,7 +63,7 @@ pub(crate) async fn push(t: &TestApp, i: &Integration, content_type: &str, body:
     let body: Vec<u8> = body.into();
     let mut req = t.http.post(feed_url(t, &i.id, mode)).header("content-type", content_type);
     req = if i.hmac {
-        req.header("x-keel-signature", sign(&i.credential, now_micros() / 1_000_000, &body))
+        req.header("x-keel-signature", sign(&i.credential, signing_time(), &body))
     } else {
         req.bearer_auth(&i.credential)
     };
@@ -332,6 +342,45 @@ async fn json_and_ndjson_feeds() {
 }
 
 #[tokio::test]
+async fn a_signed_feed_is_accepted_once_per_signature() {
+    let t = spawn_app().await;
+    let loc = t.location("Main", 1).await;
+    t.product("Cap", &["CAP"]).await;
+    let h = integration(&t, "Signed", "hmac").await;
+    let send = |signature: String, body: String| {
+        let req = t.http.post(feed_url(&t, &h.id, None)).header("content-type", "text/csv").header("x-keel-signature", signature);
+        async move { into_res(req.body(body).send().await.unwrap()).await }
+    };
+    let body = csv(&[("CAP", &loc, 3, &now_rfc3339())]);
+    let now = now_micros() / 1_000_000;
+    let signature = sign(&h.credential, now, body.as_bytes());
+    let first = send(signature.clone(), body.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(t.level("CAP", &loc).await["on_hand"], 3);
+    // Stock moves on; the same signed request sent again (within the 300 s
+    // window, no Idempotency-Key) is refused and changes nothing.
+    t.ok("/inventory/adjustments", json!({"sku": "CAP", "location_id": loc, "kind": "adjust", "quantity_delta": -2})).await;
+    for _ in 0..2 {
+        let again = send(signature.clone(), body.clone()).await;
+        assert_eq!((again.status, again.error_code()), (StatusCode::CONFLICT, "signature_replayed"), "{}", again.body);
+    }
+    // Listing the signature again beside a junk one is the same signature.
+    let padded = format!("{signature},v1=00ff");
+    assert_eq!(send(padded, body.clone()).await.error_code(), "signature_replayed");
+    assert_eq!(t.level("CAP", &loc).await["on_hand"], 1);
+    assert_eq!(t.db.scalar(&format!("SELECT COUNT(*) FROM sync_batches WHERE integration_id = '{}'", h.id)).await, 1, "no second batch");
+    assert_eq!(t.db.scalar("SELECT COUNT(*) FROM sync_batch_rows").await, 1);
+    // A fresh signature of the same body is a new upload.
+    let fresh = send(sign(&h.credential, now - 1, body.as_bytes()), body.clone()).await;
+    assert_eq!(fresh.status, StatusCode::CREATED, "{}", fresh.body);
+    assert_eq!(t.db.scalar(&format!("SELECT COUNT(*) FROM sync_batches WHERE integration_id = '{}'", h.id)).await, 2);
+    // The count at T was already applied: it corrects nothing a second time.
+    assert_eq!(t.level("CAP", &loc).await["on_hand"], 1);
+    assert_eq!(t.db.scalar("SELECT COUNT(*) FROM feed_signatures").await, 2, "both accepted signatures are remembered");
+    t.assert_consistent().await;
+}
+
+#[tokio::test]
 async fn feeds_authenticate_with_the_integrations_own_credential() {
     let t = spawn_app().await;
     let loc = t.location("Main", 1).await;
@@ -440,7 +489,8 @@ async fn source(body: String) -> Source {
 
 #[tokio::test]
 async fn pulled_feeds_are_polled_on_schedule() {
-    let t = spawn_app().await;
+    // The source is on loopback.
+    let t = keel_testkit::spawn_with(keel_testkit::allow_private_targets).await;
     let loc = t.location("Main", 1).await;
     t.product("Pen", &["PEN"]).await;
     t.receive("PEN", &loc, 2).await;

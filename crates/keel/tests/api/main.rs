@@ -27,6 +27,7 @@ mod health;
 mod images;
 mod inventory;
 mod outage;
+mod outbound;
 mod privacy;
 mod properties;
 mod purge;

@@ -88,7 +88,8 @@ impl CdnDouble {
 async fn shop_with_cdn(cdn: &CdnDouble) -> TestApp {
     let url = cdn.url.clone();
     spawn_with(move |app| {
-        app.with_purge_config(PurgeConfig { url: Some(url), token: Some(PurgeToken::new("cdn-token-1")), ..PurgeConfig::default() })
+        keel_testkit::allow_private_targets(app)
+            .with_purge_config(PurgeConfig { url: Some(url), token: Some(PurgeToken::new("cdn-token-1")), ..PurgeConfig::default() })
     })
     .await
 }

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use keel_app::webhooks::{WebhookConfig, RETRY_SCHEDULE_SECS};
 use keel_domain::time::{now_micros, parse_rfc3339, to_rfc3339};
-use keel_testkit::{json, spawn_with, TestApp};
+use keel_testkit::{allow_private_targets, json, spawn_with, TestApp};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -18,12 +18,8 @@ use std::time::{Duration, Instant};
 
 const SEC: i64 = 1_000_000;
 
-fn loopback_allowed() -> WebhookConfig {
-    WebhookConfig { allow_private_targets: true, ..WebhookConfig::default() }
-}
-
 async fn shop() -> TestApp {
-    spawn_with(|app| app.with_webhook_config(loopback_allowed())).await
+    spawn_with(allow_private_targets).await
 }
 
 #[derive(Debug, Clone)]
@@ -245,8 +241,9 @@ async fn endpoints_are_managed_over_the_api() {
     assert_eq!((page.body["data"].as_array().unwrap().len(), page.body["has_more"].as_bool()), (1, Some(true)));
 
     for (body, param, code) in [
-        (json!({"url": "ftp://example.com/x"}), "url", "invalid_url"),
-        (json!({"url": "https://u:p@example.com/x"}), "url", "invalid_url"),
+        (json!({"url": "ftp://example.com/x"}), "url", "url_not_allowed"),
+        (json!({"url": "https://u:p@example.com/x"}), "url", "url_not_allowed"),
+        (json!({"url": "not a url"}), "url", "invalid_url"),
         (json!({"url": "https://example.com/x", "event_types": ["order.created", "Nope!"]}), "event_types[1]", "invalid_event_type"),
         (json!({"url": "https://example.com/x", "rate_limit": 0}), "rate_limit", "invalid_rate_limit"),
         (json!({"url": "https://example.com/x", "colour": "red"}), "colour", "unknown_field"),
@@ -477,7 +474,7 @@ async fn a_slow_endpoint_does_not_delay_the_others() {
 
 #[tokio::test]
 async fn private_targets_are_refused_unless_allowed() {
-    let t = spawn_with(|app| app.with_webhook_config(WebhookConfig::default())).await;
+    let t = spawn_with(|app| app).await;
     for url in [
         "http://127.0.0.1:9/hook",
         "http://localhost:9/hook",
@@ -504,7 +501,7 @@ async fn private_targets_are_refused_unless_allowed() {
     let (ep, _) = endpoint(&open, &rx.url(), &["location.*"]).await;
     open.location("Main", 1).await;
     pump(&open, &ep, 1).await;
-    let strict = open.db.open().await.with_webhook_config(WebhookConfig::default());
+    let strict = open.db.open().await;
     assert_eq!(strict.deliver_due_webhooks(now_micros()).await.unwrap(), 1);
     assert!(rx.hits().is_empty(), "nothing reached the private target");
     let m = &messages(&open, &ep).await[0];
@@ -667,7 +664,7 @@ async fn the_circuit_breaker_opens_then_lets_one_probe_through() {
 
 #[tokio::test]
 async fn deliveries_in_flight_are_limited_per_endpoint() {
-    let t = spawn_with(|app| app.with_webhook_config(WebhookConfig { max_in_flight_per_endpoint: 2, ..loopback_allowed() })).await;
+    let t = spawn_with(|app| allow_private_targets(app).with_webhook_config(WebhookConfig { max_in_flight_per_endpoint: 2, ..WebhookConfig::default() })).await;
     let rx = Receiver::start().await;
     let other = Receiver::start().await;
     let (ep, _) = endpoint(&t, &rx.url(), &["location.*"]).await;
@@ -688,7 +685,7 @@ async fn deliveries_in_flight_are_limited_per_endpoint() {
 
 #[tokio::test]
 async fn redirects_are_not_followed_and_responses_are_read_only_in_part() {
-    let t = spawn_with(|app| app.with_webhook_config(WebhookConfig { timeout: Duration::from_millis(500), ..loopback_allowed() })).await;
+    let t = spawn_with(|app| allow_private_targets(app).with_webhook_config(WebhookConfig { timeout: Duration::from_millis(500), ..WebhookConfig::default() })).await;
     let rx = Receiver::start().await;
     rx.state.redirect.store(true, Ordering::SeqCst);
     let (ep, _) = endpoint(&t, &rx.url(), &["location.*"]).await;

@@ -111,7 +111,7 @@ fn endpoint_problem(invalid: &keel_domain::Invalid) -> (&'static str, String) {
     }
     match (field, invalid.code) {
         ("description", _) => ("description", format!("Description {}.", invalid.message)),
-        (_, "url_not_allowed") => ("url", format!("Keel does not send webhooks to this address: {}. Use a public address.", invalid.message.replace('`', ""))),
+        (_, "url_not_allowed") => ("url", format!("Keel does not send webhooks to this URL: {}. Use a public address.", invalid.message.replace('`', ""))),
         (_, "too_long") => ("url", "The URL must be at most 2048 characters.".into()),
         _ => ("url", format!("Enter a full URL starting with https:// ({}).", invalid.message)),
     }
