@@ -52,7 +52,7 @@ test('an owner adjusts stock and sees the ledger entry', { timeout: 90_000 }, as
 
 test('an owner replays a failed webhook and it is delivered', { timeout: 90_000 }, async ({ page, api }) => {
   // A receiver on loopback that fails until told otherwise (the server runs
-  // with KEEL_WEBHOOKS_ALLOW_PRIVATE=1, see ./run).
+  // with KEEL_ALLOW_PRIVATE_TARGETS=1, see ./run).
   let answer = 500;
   const received = [];
   const server = createServer((req, res) => {
