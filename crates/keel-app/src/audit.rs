@@ -12,7 +12,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// What the HTTP edge saw of one write. `summary` must hold field names and
-/// ids only, never submitted values.
+/// ids only, never submitted values (security events, `crate::security`,
+/// add the email tried or a key's public prefix — never a secret).
 #[derive(Debug, Clone)]
 pub struct NewAuditEntry {
     pub actor: String,
@@ -45,7 +46,8 @@ pub struct AuditEntryView {
     pub id: String,
     #[schema(example = "audit_entry")]
     pub object: &'static str,
-    /// `api_key:key_…` (later: `staff:…`, `system:…`).
+    /// `api_key:key_…`, `staff:…`, `system:…`, or `anonymous` for security
+    /// events (`security.*` actions: failed sign-ins, refused API keys).
     pub actor: String,
     /// Method and route, e.g. `POST /api/v1/products/{id}`.
     pub action: String,

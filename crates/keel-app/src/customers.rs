@@ -12,6 +12,8 @@
 //! any number of guests may share an email (with each other and with an
 //! account).
 
+mod signin;
+
 use crate::views::Page;
 use crate::{in_tx, page_limit, Actor, App, AppError, Result};
 use argon2::password_hash::rand_core::OsRng;
@@ -416,7 +418,7 @@ impl App {
         }
         // Hash before the transaction: it is slow, and a retry must not redo it.
         let password_hash = match input.password {
-            Some(p) => Some(hash_password(p).await?),
+            Some(p) => Some(self.passwords.run(hash_password(p)).await?),
             None => None,
         };
         let s = &self.secrets;
@@ -530,11 +532,11 @@ impl App {
         self.customer_view(row)
     }
 
-    /// Storefront login: the account with this email if `password` matches
-    /// its argon2id hash, else `None` (unknown email, guest, or wrong
-    /// password — indistinguishable to the caller). An unknown email is
-    /// checked against a dummy hash so it takes about as long as a wrong
-    /// password.
+    /// The account with this email if `password` matches its argon2id
+    /// hash, else `None` (unknown email, guest, or wrong password —
+    /// indistinguishable to the caller). An unknown email is checked against
+    /// a dummy hash so it takes about as long as a wrong password. Not
+    /// throttled: the storefront signs in through [`App::customer_sign_in`].
     pub async fn verify_customer_password(&self, email: &str, password: &str) -> Result<Option<CustomerView>> {
         let n = normalise_email(email);
         let account = if n.is_empty() || n.chars().count() > MAX_EMAIL {
@@ -553,7 +555,7 @@ impl App {
         // verified (as an empty one) so the refusal takes the usual time.
         let too_long = password.chars().count() > MAX_PASSWORD;
         let candidate = if too_long { String::new() } else { password.to_owned() };
-        let ok = verify_password(candidate, hash).await? && known && !too_long;
+        let ok = self.passwords.run(verify_password(candidate, hash)).await? && known && !too_long;
         match account {
             Some(row) if ok => Ok(Some(self.customer_view(row)?)),
             _ => Ok(None),

@@ -28,10 +28,12 @@ pub mod privacy;
 pub mod purge;
 pub mod reservations;
 pub mod secrets;
+pub mod security;
 pub mod sessions;
 pub mod shipping;
 pub mod staff;
 pub mod storefront;
+pub mod throttle;
 pub mod views;
 pub mod webhooks;
 pub mod workers;
@@ -73,6 +75,10 @@ pub struct App {
     pub staff: staff::StaffConfig,
     /// This process: its lease, job heartbeats and storage state.
     pub node: std::sync::Arc<node::Node>,
+    /// The process-wide cap on concurrent password hashing (see [`throttle`]).
+    pub passwords: std::sync::Arc<throttle::PasswordChecks>,
+    /// Per-address sampling of security events a flood could repeat.
+    security: std::sync::Arc<security::SecuritySampler>,
 }
 
 impl App {
@@ -99,6 +105,8 @@ impl App {
             media: images::Media::new("keel-data/media"),
             staff: staff::StaffConfig::default(),
             node: std::sync::Arc::new(node::Node::new()),
+            passwords: std::sync::Arc::new(throttle::PasswordChecks::default()),
+            security: std::sync::Arc::new(security::SecuritySampler::default()),
         }
     }
 

@@ -9,6 +9,8 @@
 //! token whenever the signed-in customer changes (session fixation defence).
 
 use crate::apikeys::hash_secret;
+use crate::orders::OrderView;
+use crate::throttle::{address_key, Scope};
 use crate::{in_tx, App, Result};
 use base64::Engine;
 use keel_domain::time::now_micros;
@@ -28,8 +30,12 @@ const TOKEN_LEN: usize = 43;
 pub enum OrderAccess {
     /// The session checked the order out: confirmation and status.
     Placed,
-    /// The session gave the order number and email: status only.
+    /// The session gave the order number and email: status only, without
+    /// where it ships.
     Lookup,
+    /// The session also gave the shipping address's postal code: the status
+    /// with the address.
+    Verified,
 }
 
 impl OrderAccess {
@@ -37,6 +43,7 @@ impl OrderAccess {
         match self {
             OrderAccess::Placed => "placed",
             OrderAccess::Lookup => "lookup",
+            OrderAccess::Verified => "verified",
         }
     }
 }
@@ -173,14 +180,58 @@ impl App {
     }
 
     /// Whether `session` holds `access` to `order_id` (`Placed` implies
-    /// `Lookup`).
+    /// the others, `Verified` implies `Lookup`).
     pub async fn session_may_show_order(&self, session: &Session, order_id: &str, access: OrderAccess) -> Result<bool> {
         let mut conn = self.store.reader().await?;
         let held = db::order_access(&mut conn, &session.id, order_id).await?;
         Ok(match access {
             OrderAccess::Placed => held.iter().any(|a| a == "placed"),
             OrderAccess::Lookup => !held.is_empty(),
+            OrderAccess::Verified => held.iter().any(|a| a == "placed" || a == "verified"),
         })
+    }
+
+    /// The storefront's order lookup: the order with this number if `email`
+    /// is its email, granting `session` [`OrderAccess::Lookup`]; else
+    /// `None`. Throttled per email (its blind index) and per client address
+    /// like a sign-in, since numbers are sequential: a miss counts, a hit
+    /// gives its attempt back. Errors: 429 `TooManyAttempts`, 422 for an
+    /// email that is not one.
+    pub async fn lookup_order(&self, session: &Session, number: i64, email: &str, ip: &str, now: i64) -> Result<Option<OrderView>> {
+        let index = self.secrets.blind_index(&crate::customers::normalise_email(email));
+        let address = address_key(ip);
+        let attempt = self.reserve_attempt(&[(Scope::LookupEmail, index.as_str()), (Scope::LookupAddress, address.as_str())], now).await?;
+        let Some(order) = self.find_order_for_email(number, email).await? else {
+            drop(attempt);
+            return Ok(None);
+        };
+        self.grant_session_order(session, &order.id, OrderAccess::Lookup).await?;
+        self.attempt_succeeded(attempt, &[]).await?;
+        Ok(Some(order))
+    }
+
+    /// The second proof for a looked-up order: the postal code of its
+    /// shipping address (spaces and case ignored). Grants
+    /// [`OrderAccess::Verified`] and returns true when it matches. Counted
+    /// per order and per address, so the few digits of a postal code cannot
+    /// be walked. The session must already hold `Lookup`.
+    pub async fn prove_order(&self, session: &Session, order_id: &str, postal_code: &str, ip: &str, now: i64) -> Result<bool> {
+        if !self.session_may_show_order(session, order_id, OrderAccess::Lookup).await? {
+            return Ok(false);
+        }
+        let address = address_key(ip);
+        let attempt = self.reserve_attempt(&[(Scope::OrderProof, order_id), (Scope::LookupAddress, address.as_str())], now).await?;
+        let order = self.get_order(order_id).await?;
+        let tidy = |s: &str| s.chars().filter(|c| !c.is_whitespace() && *c != '-').flat_map(char::to_uppercase).collect::<String>();
+        let given = tidy(postal_code);
+        let matches = !given.is_empty() && order.shipping_address.as_ref().is_some_and(|a| tidy(&a.postal_code) == given);
+        if !matches {
+            drop(attempt);
+            return Ok(false);
+        }
+        self.grant_session_order(session, order_id, OrderAccess::Verified).await?;
+        self.attempt_succeeded(attempt, &[Scope::OrderProof]).await?;
+        Ok(true)
     }
 
     /// Deletes storefront sessions idle past their timeout, expired staff

@@ -18,9 +18,10 @@ use crate::{in_tx, App, AppError, Result};
 use base64::Engine;
 use keel_domain::access::Role;
 use keel_domain::ids::StaffUserId;
-use keel_domain::login::{retry_after_secs, Failures, Throttle};
 use keel_domain::passwords::PasswordRule;
-use keel_store::staff::{self as db, FailureRow, StaffSessionRow, StaffUserRow};
+use keel_store::staff::{self as db, StaffSessionRow, StaffUserRow};
+use crate::security::SecurityEvent;
+use crate::throttle::{address_key, Scope};
 use rand::RngCore;
 use totp_rs::{Algorithm, Builder, Totp};
 
@@ -204,17 +205,6 @@ pub fn qr_svg(text: &str) -> Result<String> {
     ))
 }
 
-fn to_failures(r: Option<FailureRow>) -> Option<Failures> {
-    r.map(|r| Failures { failures: r.failures, last_failure_at: r.last_failure_at, locked_until: r.locked_until })
-}
-
-fn from_failures(f: Failures) -> FailureRow {
-    FailureRow { failures: f.failures, last_failure_at: f.last_failure_at, locked_until: f.locked_until }
-}
-
-const ACCOUNT: &str = "account";
-const ADDRESS: &str = "ip";
-
 impl App {
     /// Creates a staff user. Without a password one is generated (and
     /// returned once).
@@ -278,31 +268,6 @@ impl App {
         db::user_by_id(&mut conn, id).await?.as_ref().map(user_view).transpose()
     }
 
-    /// Refuses with 429 while the account or the address must wait.
-    async fn check_throttle(&self, email: &str, ip: &str, now: i64) -> Result<()> {
-        let mut conn = self.store.reader().await?;
-        let account = Throttle::ACCOUNT.wait(to_failures(db::failures(&mut conn, ACCOUNT, email).await?), now);
-        let address =
-            if ip.is_empty() { 0 } else { Throttle::ADDRESS.wait(to_failures(db::failures(&mut conn, ADDRESS, ip).await?), now) };
-        let wait = account.max(address);
-        if wait > 0 {
-            return Err(AppError::TooManyAttempts { retry_after_secs: retry_after_secs(wait) });
-        }
-        Ok(())
-    }
-
-    async fn record_failure(&self, email: &str, ip: &str, now: i64) -> Result<()> {
-        in_tx!(self, |tx| {
-            let a = Throttle::ACCOUNT.after_failure(to_failures(db::failures(&mut tx, ACCOUNT, email).await?), now);
-            db::put_failures(&mut tx, ACCOUNT, email, from_failures(a)).await?;
-            if !ip.is_empty() {
-                let i = Throttle::ADDRESS.after_failure(to_failures(db::failures(&mut tx, ADDRESS, ip).await?), now);
-                db::put_failures(&mut tx, ADDRESS, ip, from_failures(i)).await?;
-            }
-            Ok(())
-        })
-    }
-
     /// Starts a new session for `user` (the old token, if any, is ended:
     /// rotation on every sign-in step).
     async fn issue_session(&self, user: &StaffUserRow, pending: bool, replaces: Option<&str>, now: i64) -> Result<IssuedSession> {
@@ -347,15 +312,19 @@ impl App {
     /// Step one of sign-in: email and password. `previous` is the browser's
     /// current session token, which is ended. A user with two-factor gets a
     /// [`SessionState::SecondFactorDue`] session. `ip` is the client address
-    /// (empty: unknown, only the account is counted). Errors: 429
-    /// `TooManyAttempts` (nothing is checked while throttled) and
-    /// `BadCredentials` (unknown email, wrong password, disabled — alike).
+    /// (empty: unknown, only the account is counted). The attempt is counted
+    /// before the password is checked (see [`crate::throttle`]). Errors: 429
+    /// `TooManyAttempts` (nothing is checked while throttled, or while every
+    /// password-check permit is taken) and `BadCredentials` (unknown email,
+    /// wrong password, disabled — alike).
     pub async fn staff_sign_in(&self, email: &str, password: &str, ip: &str, previous: Option<&str>, now: i64) -> Result<IssuedSession> {
         let email = normalise_email(email);
         if email.is_empty() || email.len() > 320 {
             return Err(AppError::BadCredentials);
         }
-        self.check_throttle(&email, ip, now).await?;
+        let address = address_key(ip);
+        let keys = [(Scope::StaffAccount, email.as_str()), (Scope::StaffAddress, address.as_str())];
+        let attempt = self.reserve_or_record(&keys, SecurityEvent::StaffSignInThrottled, &email, ip, now).await?;
         let mut conn = self.store.reader().await?;
         let user = db::user_by_email(&mut conn, &email).await?;
         drop(conn);
@@ -364,37 +333,47 @@ impl App {
             None => dummy_hash().await?,
         };
         let candidate = if password.len() > MAX_PASSWORD { String::new() } else { password.to_owned() };
-        let ok = verify_password(candidate, hash).await? && password.len() <= MAX_PASSWORD;
+        let ok = match self.passwords.run(verify_password(candidate, hash)).await {
+            Ok(ok) => ok && password.len() <= MAX_PASSWORD,
+            Err(e) => {
+                self.attempt_not_evaluated(attempt).await?;
+                return Err(e);
+            }
+        };
         let user = match user {
             Some(u) if ok && u.disabled_at.is_none() => u,
             _ => {
-                self.record_failure(&email, ip, now).await?;
+                self.record_security_event(SecurityEvent::StaffSignInFailed, &email, ip, None, now).await;
                 return Err(AppError::BadCredentials);
             }
         };
-        in_tx!(self, |tx| Ok(db::clear_failures(&mut tx, ACCOUNT, &email).await?))?;
+        self.attempt_succeeded(attempt, &[Scope::StaffAccount]).await?;
         let pending = user.totp_enabled_at.is_some();
         self.issue_session(&user, pending, previous, now).await
     }
 
     /// Step two: a TOTP code (±30 s, each time step once) or an unused
     /// recovery code, for a session in [`SessionState::SecondFactorDue`].
-    /// On success the pending session is replaced by a signed-in one.
+    /// On success the pending session is replaced by a signed-in one. Wrong
+    /// codes are counted per account in their own scope, which only a
+    /// completed sign-in clears (a right password does not).
     pub async fn staff_second_factor(&self, token: &str, code: &str, ip: &str, now: i64) -> Result<IssuedSession> {
         let Some(session) = self.staff_session(token, now).await? else { return Err(AppError::BadCredentials) };
         if session.state != SessionState::SecondFactorDue {
             return Err(AppError::conflict("second_factor_not_due", "this session is not waiting for a code", None));
         }
         let email = session.user.email.clone();
-        self.check_throttle(&email, ip, now).await?;
+        let address = address_key(ip);
+        let keys = [(Scope::SecondFactor, email.as_str()), (Scope::StaffAddress, address.as_str())];
+        let attempt = self.reserve_or_record(&keys, SecurityEvent::StaffSignInThrottled, &email, ip, now).await?;
         let mut conn = self.store.reader().await?;
         let Some(user) = db::user_by_id(&mut conn, &session.user.id).await? else { return Err(AppError::BadCredentials) };
         drop(conn);
         if self.verify_second_factor(&user, code, now).await? {
-            in_tx!(self, |tx| Ok(db::clear_failures(&mut tx, ACCOUNT, &email).await?))?;
+            self.attempt_succeeded(attempt, &[Scope::SecondFactor]).await?;
             self.issue_session(&user, false, Some(token), now).await
         } else {
-            self.record_failure(&email, ip, now).await?;
+            self.record_security_event(SecurityEvent::SecondFactorFailed, &email, ip, None, now).await;
             Err(AppError::BadCredentials)
         }
     }

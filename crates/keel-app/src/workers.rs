@@ -15,6 +15,7 @@ pub fn spawn_all(app: App, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()
     let mut jobs = crate::webhooks::spawn_workers(app.clone(), shutdown.clone());
     jobs.extend(crate::feeds::spawn_workers(app.clone(), shutdown.clone()));
     jobs.extend(crate::health::spawn_workers(app.clone(), shutdown.clone()));
+    jobs.extend(crate::security::spawn_workers(app.clone(), shutdown.clone()));
     jobs.extend(crate::purge::spawn_workers(app.clone(), shutdown.clone()));
     jobs.extend(crate::images::spawn_workers(app.clone(), shutdown.clone()));
     jobs.extend(vec![

@@ -1,6 +1,14 @@
 //! Sign-in throttling: a progressive delay after a few failures, then a
 //! lock. Pure arithmetic over a failure count and times; the app keeps one
-//! counter per account and one per client address.
+//! counter per account and one per client address (IPv6 per /64, see
+//! [`address_bucket`]).
+//!
+//! An attempt is counted *before* it is evaluated ([`Throttle::reserve`]):
+//! the store writes the new count only if the row is still the one the
+//! decision was made on, so parallel attempts cannot all pass one check.
+//! A success then clears or releases what it reserved.
+
+use std::net::{IpAddr, Ipv6Addr};
 
 /// Failures recorded for one account or address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +71,33 @@ impl Throttle {
         let locked_until = (n >= self.lock_after).then_some(now + self.lock_micros);
         Failures { failures: n, last_failure_at: now, locked_until }
     }
+
+    /// Whether an attempt may go ahead at `now`: the record with this
+    /// attempt counted as a failure (written before the password is
+    /// checked), or how long (µs) to wait.
+    pub fn reserve(&self, f: Option<Failures>, now: i64) -> Result<Failures, i64> {
+        match self.wait(f, now) {
+            0 => Ok(self.after_failure(f, now)),
+            wait => Err(wait),
+        }
+    }
+}
+
+/// The address a throttle or rate limit counts: an IPv4 address as it is,
+/// an IPv6 address by its /64 (one subscriber's usual allocation, so
+/// rotating the low bits buys nothing); an IPv4-mapped IPv6 address is
+/// treated as the IPv4 address it carries.
+pub fn address_bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
 }
 
 /// Whole seconds to put in `Retry-After` for a wait in µs (at least 1).
@@ -110,5 +145,35 @@ mod tests {
         let f = Some(Failures { failures: 9, last_failure_at: 0, locked_until: None });
         assert_eq!(t.wait(f, 0), t.max_delay_micros);
         assert_eq!(retry_after_secs(1), 1);
+    }
+
+    #[test]
+    fn reserve_counts_the_attempt_or_says_how_long_to_wait() {
+        let t = Throttle::ACCOUNT;
+        let mut f = None;
+        for n in 1..=3 {
+            f = Some(t.reserve(f, 0).expect("free attempts"));
+            assert_eq!(f.unwrap().failures, n);
+        }
+        assert_eq!(t.reserve(f, 0), Err(SECOND), "the fourth waits, counted or not");
+        assert_eq!(t.reserve(f, SECOND).map(|f| f.failures), Ok(4));
+        let near = Some(Failures { failures: 9, last_failure_at: 0, locked_until: None });
+        let locked = t.reserve(near, t.max_delay_micros).unwrap();
+        assert_eq!(locked.locked_until, Some(t.max_delay_micros + t.lock_micros));
+        assert_eq!(t.reserve(Some(locked), t.max_delay_micros + 1), Err(t.lock_micros - 1));
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_ipv4_per_address() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_bucket(a), address_bucket(b));
+        assert_eq!(address_bucket(a).to_string(), "2001:db8:1:2::");
+        assert_ne!(address_bucket(a), address_bucket(c));
+        let v4: IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(address_bucket(v4), v4);
+        assert_ne!(address_bucket(v4), address_bucket("203.0.113.8".parse().unwrap()));
+        assert_eq!(address_bucket("::ffff:203.0.113.7".parse().unwrap()), v4);
     }
 }

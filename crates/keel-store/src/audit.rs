@@ -63,6 +63,18 @@ pub async fn insert(conn: &mut AnyConnection, row: &AuditRow) -> Result<()> {
     Ok(())
 }
 
+/// How many entries with one of `actions` occurred at or after `since`
+/// (the security spike alert; index `audit_log_action_time`).
+pub async fn count_actions_since(conn: &mut AnyConnection, actions: &[&str], since: i64) -> Result<i64> {
+    let marks: Vec<String> = (0..actions.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!("SELECT COUNT(*) AS n FROM audit_log WHERE occurred_at >= $1 AND action IN ({})", marks.join(", "));
+    let mut q = sqlx::query(&sql).bind(since);
+    for a in actions {
+        q = q.bind(*a);
+    }
+    Ok(q.fetch_one(conn).await?.try_get("n")?)
+}
+
 fn chain_entry(row: &AuditRow, seq: i64) -> keel_domain::audit::Entry<'_> {
     keel_domain::audit::Entry {
         seq,

@@ -31,6 +31,7 @@ pub mod sessions;
 pub mod search;
 pub mod shipping;
 pub mod staff;
+pub mod throttle;
 mod tx;
 pub mod webhooks;
 

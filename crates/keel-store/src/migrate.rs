@@ -109,6 +109,18 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0018_append_only.sql"),
     },
     Migration {
+        version: 19,
+        name: "security_events",
+        sqlite: include_str!("../migrations/sqlite/0019_security_events.sql"),
+        postgres: include_str!("../migrations/postgres/0019_security_events.sql"),
+    },
+    Migration {
+        version: 20,
+        name: "order_proof",
+        sqlite: include_str!("../migrations/sqlite/0020_order_proof.sql"),
+        postgres: include_str!("../migrations/postgres/0020_order_proof.sql"),
+    },
+    Migration {
         version: 21,
         name: "feed_signatures",
         sqlite: include_str!("../migrations/sqlite/0021_feed_signatures.sql"),

@@ -356,46 +356,6 @@ pub async fn delete_user_sessions(conn: &mut AnyConnection, user_id: &str) -> Re
     Ok(done.rows_affected())
 }
 
-// --------------------------------------------------------- login failures ---
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailureRow {
-    pub failures: i64,
-    pub last_failure_at: i64,
-    pub locked_until: Option<i64>,
-}
-
-pub async fn failures(conn: &mut AnyConnection, scope: &str, key: &str) -> Result<Option<FailureRow>> {
-    let row = sqlx::query("SELECT failures, last_failure_at, locked_until FROM login_failures WHERE scope = $1 AND key = $2")
-        .bind(scope)
-        .bind(key)
-        .fetch_optional(conn)
-        .await?;
-    row.map(|r| Ok(FailureRow { failures: r.try_get("failures")?, last_failure_at: r.try_get("last_failure_at")?, locked_until: r.try_get("locked_until")? }))
-        .transpose()
-}
-
-pub async fn put_failures(conn: &mut AnyConnection, scope: &str, key: &str, f: FailureRow) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO login_failures (scope, key, failures, last_failure_at, locked_until) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (scope, key) DO UPDATE SET failures = excluded.failures, last_failure_at = excluded.last_failure_at, \
-         locked_until = excluded.locked_until",
-    )
-    .bind(scope)
-    .bind(key)
-    .bind(f.failures)
-    .bind(f.last_failure_at)
-    .bind(f.locked_until)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-pub async fn clear_failures(conn: &mut AnyConnection, scope: &str, key: &str) -> Result<()> {
-    sqlx::query("DELETE FROM login_failures WHERE scope = $1 AND key = $2").bind(scope).bind(key).execute(conn).await?;
-    Ok(())
-}
-
 /// Deletes staff sessions past either timeout, and failure counters that
 /// no longer count (older than `stale_before` and not locked); returns how
 /// many rows went.

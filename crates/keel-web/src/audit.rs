@@ -11,7 +11,7 @@
 //! committed (see ARCHITECTURE.md for the trade-off).
 
 use crate::api::images::body_limit;
-use crate::edge::client_ip;
+use crate::edge::ClientIp;
 use crate::error::ApiError;
 use crate::extract::MAX_JSON_BODY;
 use crate::AppState;
@@ -58,7 +58,7 @@ where
     F: FnOnce(Request) -> Fut,
     Fut: std::future::Future<Output = Response>,
 {
-    let ip = client_ip(&req, state.edge.trust_proxy).map(|ip| ip.to_string());
+    let ip = ClientIp::of_request(&req, state).0.map(|ip| ip.to_string());
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| req.uri().path().to_owned());
     let action = format!("{} {route}", req.method());
     let path_target = req.uri().path().split('/').find(|s| looks_like_id(s)).map(str::to_owned);

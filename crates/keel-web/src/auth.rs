@@ -3,6 +3,8 @@
 //! a key revoked through this node stops at once (the cache is purged), one
 //! revoked elsewhere within [`CACHE_TTL`]. After authentication the route's
 //! permission (see [`crate::access`]) is checked against the key's role.
+//! A refused key is a security event (its prefix and the client address,
+//! sampled per address: see `keel_app::security`).
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -11,7 +13,9 @@ use keel_domain::access::allows;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use keel_app::apikeys::{hash_secret, KeyScope, Principal};
+use crate::edge::ClientIp;
+use keel_app::apikeys::{hash_secret, KeyScope, Principal, KEY_PREFIX, PUBLISHABLE_PREFIX};
+use keel_app::security::SecurityEvent;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -83,7 +87,12 @@ pub async fn require_api_key(State(state): State<AppState>, mut req: Request, ne
                 state.keys.put(hash, p.clone());
                 p
             }
-            Ok(None) => return ApiError::unauthorized("the API key is unknown, revoked or expired").into_response(),
+            Ok(None) => {
+                let ip = ClientIp::of_request(&req, &state).text();
+                let now = keel_domain::time::now_micros();
+                state.app.record_security_event(SecurityEvent::ApiKeyRejected, &key_prefix(&secret), &ip, None, now).await;
+                return ApiError::unauthorized("the API key is unknown, revoked or expired").into_response();
+            }
             Err(e) => return ApiError::from(e).into_response(),
         },
     };
@@ -115,6 +124,16 @@ pub async fn require_api_key(State(state): State<AppState>, mut req: Request, ne
     }
     req.extensions_mut().insert(principal);
     next.run(req).await
+}
+
+/// What the security log keeps of a refused key: the part Keel itself
+/// shows of keys (`keel_sk_` or `keel_pk_` and six characters), never the rest.
+fn key_prefix(secret: &str) -> String {
+    let n = KEY_PREFIX.len() + 6;
+    match secret.get(..n) {
+        Some(p) if (secret.starts_with(KEY_PREFIX) || secret.starts_with(PUBLISHABLE_PREFIX)) && secret.len() > n => p.to_owned(),
+        _ => "(not a Keel key)".to_owned(),
+    }
 }
 
 /// The authenticated caller of an API handler.

@@ -2,8 +2,16 @@
 //! proxy in front is trusted for the client address, rate limits (off by
 //! default; `keel serve` turns them on), and whether the listener is HTTPS
 //! (for HSTS).
+//!
+//! [`ClientIp`] is the one way to learn the client's address: every
+//! throttle, rate limit and audit entry uses it, so `KEEL_TRUST_PROXY`
+//! means the same thing everywhere.
 
-use axum::extract::{ConnectInfo, Request};
+use crate::AppState;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap};
+use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 
 #[derive(Debug, Clone, Default)]
@@ -19,10 +27,9 @@ pub struct EdgeSettings {
 /// The client's address: the socket peer (needs
 /// `into_make_service_with_connect_info::<SocketAddr>()`), or, behind a
 /// trusted proxy, the address it forwarded.
-pub fn client_ip(req: &Request, trust_proxy: bool) -> Option<IpAddr> {
+pub fn client_ip(headers: &HeaderMap, extensions: &Extensions, trust_proxy: bool) -> Option<IpAddr> {
     if trust_proxy {
-        let forwarded = req
-            .headers()
+        let forwarded = headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -33,5 +40,34 @@ pub fn client_ip(req: &Request, trust_proxy: bool) -> Option<IpAddr> {
             return forwarded;
         }
     }
-    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// The client's address as an extractor (see [`client_ip`]); `None` when
+/// the server was started without connect info.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl ClientIp {
+    pub fn of(parts: &Parts, state: &AppState) -> ClientIp {
+        ClientIp(client_ip(&parts.headers, &parts.extensions, state.edge.trust_proxy))
+    }
+
+    /// The same, for middleware that holds the whole request.
+    pub fn of_request(req: &axum::extract::Request, state: &AppState) -> ClientIp {
+        ClientIp(client_ip(req.headers(), req.extensions(), state.edge.trust_proxy))
+    }
+
+    /// The address as use cases take it (empty: unknown).
+    pub fn text(&self) -> String {
+        self.0.map(|ip| ip.to_string()).unwrap_or_default()
+    }
+}
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp::of(parts, state))
+    }
 }

@@ -1,10 +1,14 @@
 //! Rate limits: a token bucket per client address (every route but
 //! `/healthz`) and per API key (`/api/v1`). A bucket holds one minute's
 //! allowance and refills continuously; an empty bucket answers `429` with
-//! `Retry-After` and the `rate_limited` error. Memory is bounded: idle
-//! buckets (full again) are swept, and the map never exceeds [`MAX_KEYS`].
+//! `Retry-After` and the `rate_limited` error. Addresses are counted by
+//! bucket (`keel_domain::login::address_bucket`: IPv6 per /64), so rotating
+//! through one allocation buys nothing. Memory is bounded by a cache of at
+//! most [`MAX_KEYS`] buckets that drops one idle for a minute (full again:
+//! the same as none) and, when full, the least recently used — never every
+//! bucket at once, which would hand every client a fresh allowance.
 
-use crate::edge::client_ip;
+use crate::edge::ClientIp;
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::{Request, State};
@@ -12,10 +16,10 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use keel_app::apikeys::Principal;
-use std::collections::HashMap;
+use keel_domain::login::address_bucket;
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Requests per minute; `None` means no limit.
@@ -31,8 +35,9 @@ impl Limits {
     pub const SERVE_DEFAULT: Limits = Limits { per_ip_per_min: Some(1200), per_key_per_min: Some(600) };
 }
 
-const MAX_KEYS: usize = 100_000;
-const SWEEP_EVERY: Duration = Duration::from_secs(30);
+pub const MAX_KEYS: u64 = 100_000;
+/// A bucket unused this long has refilled completely.
+const FULL_AFTER: Duration = Duration::from_secs(60);
 
 struct Bucket {
     tokens: f64,
@@ -42,12 +47,21 @@ struct Bucket {
 /// A keyed token bucket.
 pub struct Limiter<K> {
     per_min: u32,
-    state: Mutex<(HashMap<K, Bucket>, Instant)>,
+    buckets: moka::sync::Cache<K, Arc<Mutex<Bucket>>>,
 }
 
-impl<K: Hash + Eq + Clone> Limiter<K> {
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> Limiter<K> {
     pub fn new(per_min: u32) -> Self {
-        Limiter { per_min: per_min.max(1), state: Mutex::new((HashMap::new(), Instant::now())) }
+        Limiter::with_capacity(per_min, MAX_KEYS)
+    }
+
+    pub fn with_capacity(per_min: u32, max_keys: u64) -> Self {
+        let buckets = moka::sync::Cache::builder()
+            .max_capacity(max_keys)
+            .time_to_idle(FULL_AFTER)
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
+            .build();
+        Limiter { per_min: per_min.max(1), buckets }
     }
 
     /// Takes one token for `key`, or says how long until one is available.
@@ -55,19 +69,9 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         let now = Instant::now();
         let capacity = f64::from(self.per_min);
         let per_sec = capacity / 60.0;
-        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let (map, swept) = &mut *guard;
-        if now.duration_since(*swept) >= SWEEP_EVERY || map.len() >= MAX_KEYS {
-            // A bucket that would be full again is the same as no bucket.
-            let full_after = Duration::from_secs_f64(60.0);
-            map.retain(|_, b| now.duration_since(b.at) < full_after);
-            if map.len() >= MAX_KEYS {
-                map.clear();
-            }
-            *swept = now;
-        }
-        let b = map.entry(key.clone()).or_insert(Bucket { tokens: capacity, at: now });
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * per_sec).min(capacity);
+        let bucket = self.buckets.get_with_by_ref(key, || Arc::new(Mutex::new(Bucket { tokens: capacity, at: now })));
+        let mut b = bucket.lock().unwrap_or_else(|p| p.into_inner());
+        b.tokens = (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_sec).min(capacity);
         b.at = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
@@ -75,6 +79,12 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         } else {
             Err(Duration::from_secs_f64((1.0 - b.tokens) / per_sec))
         }
+    }
+
+    /// Buckets held (after pending evictions are applied).
+    pub fn len(&self) -> u64 {
+        self.buckets.run_pending_tasks();
+        self.buckets.entry_count()
     }
 }
 
@@ -111,8 +121,8 @@ fn too_many(wait: Duration, what: &str) -> Response {
 pub async fn per_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(limiter) = &state.limiters.ip {
         if !matches!(req.uri().path(), "/healthz" | "/readyz") {
-            if let Some(ip) = client_ip(&req, state.edge.trust_proxy) {
-                if let Err(wait) = limiter.check(&ip) {
+            if let Some(ip) = ClientIp::of_request(&req, &state).0 {
+                if let Err(wait) = limiter.check(&address_bucket(ip)) {
                     return too_many(wait, "from this address");
                 }
             }
@@ -146,5 +156,28 @@ mod tests {
         let wait = l.check(&"a").unwrap_err();
         assert!(wait > Duration::from_secs(10) && wait <= Duration::from_secs(20), "{wait:?}");
         assert!(l.check(&"b").is_ok(), "keys are independent");
+    }
+
+    #[test]
+    fn a_full_cache_drops_some_buckets_not_every_one() {
+        let l = Limiter::with_capacity(1, 50);
+        assert!(l.check(&0u32).is_ok());
+        for k in 1..500u32 {
+            let _ = l.check(&k);
+            // Key 0 is used all along, so it is the last to go.
+            assert!(l.check(&0).is_err(), "key 0 kept its empty bucket after {k} other keys");
+        }
+        assert!(l.len() <= 60, "bounded: {}", l.len());
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64() {
+        let l = Limiter::new(2);
+        let a: IpAddr = "2001:db8:7:7::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:7:7:dead:beef:0:2".parse().unwrap();
+        assert!(l.check(&address_bucket(a)).is_ok());
+        assert!(l.check(&address_bucket(b)).is_ok());
+        assert!(l.check(&address_bucket(a)).is_err(), "one /64, one allowance");
+        assert!(l.check(&address_bucket("2001:db8:7:8::1".parse().unwrap())).is_ok(), "the next /64 is another client");
     }
 }

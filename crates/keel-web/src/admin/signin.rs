@@ -5,13 +5,14 @@
 
 use super::{html, see_other, server_error, session_cookie, too_many, with_cookie, Layout, StaffForm, StaffUser, COOKIE};
 use crate::access::{Access, AdminRoute};
+use crate::edge::ClientIp;
 use crate::storefront::csrf;
 use crate::storefront::form::FormData;
 use crate::storefront::session::cookie_value;
 use crate::AppState;
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::header::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -22,7 +23,6 @@ use keel_app::staff::{IssuedSession, SessionState, StaffSession, SESSION_ABSOLUT
 use keel_app::AppError;
 use keel_domain::time::now_micros;
 use rand::RngCore;
-use std::net::SocketAddr;
 
 const PRE_COOKIE: &str = "keel_admin_pre";
 
@@ -92,10 +92,6 @@ fn random_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
-fn client_ip(parts_ext: &axum::http::Extensions) -> String {
-    parts_ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default()
-}
-
 /// Where a session in this state goes next.
 fn next_for(state: SessionState) -> &'static str {
     match state {
@@ -121,7 +117,7 @@ async fn login_page(State(state): State<AppState>) -> Response {
     login_form(&state, StatusCode::OK, String::new(), None)
 }
 
-async fn login(State(state): State<AppState>, headers: HeaderMap, ext: axum::http::Extensions, body: Bytes) -> Response {
+async fn login(State(state): State<AppState>, headers: HeaderMap, ip: ClientIp, body: Bytes) -> Response {
     let form = FormData::parse(&body);
     let pre = cookie_value(&headers, PRE_COOKIE).unwrap_or_default();
     if !csrf::same_origin(&headers, &state.storefront) || !csrf::verify(&pre, form.get("csrf")) {
@@ -129,7 +125,7 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, ext: axum::htt
     }
     let previous = cookie_value(&headers, COOKIE).filter(|t| !t.is_empty());
     let email = form.get("email").to_owned();
-    match state.app.staff_sign_in(&email, form.raw("password"), &client_ip(&ext), previous.as_deref(), now_micros()).await {
+    match state.app.staff_sign_in(&email, form.raw("password"), &ip.text(), previous.as_deref(), now_micros()).await {
         Ok(issued) => signed_in_response(&state, &issued),
         Err(AppError::BadCredentials) => {
             login_form(&state, StatusCode::UNAUTHORIZED, email, Some("The email or password is not correct.".into()))
@@ -161,7 +157,7 @@ async fn second_factor_page(State(state): State<AppState>, headers: HeaderMap) -
     }
 }
 
-async fn second_factor(State(state): State<AppState>, headers: HeaderMap, ext: axum::http::Extensions, body: Bytes) -> Response {
+async fn second_factor(State(state): State<AppState>, headers: HeaderMap, ip: ClientIp, body: Bytes) -> Response {
     let (token, session) = match pending(&state, &headers).await {
         Ok(p) => p,
         Err(r) => return r,
@@ -170,7 +166,7 @@ async fn second_factor(State(state): State<AppState>, headers: HeaderMap, ext: a
     if !csrf::same_origin(&headers, &state.storefront) || !csrf::verify(&session.csrf_secret, form.get("csrf")) {
         return super::refused();
     }
-    match state.app.staff_second_factor(&token, form.get("code"), &client_ip(&ext), now_micros()).await {
+    match state.app.staff_second_factor(&token, form.get("code"), &ip.text(), now_micros()).await {
         Ok(issued) => signed_in_response(&state, &issued),
         Err(AppError::BadCredentials) => {
             second_factor_form(StatusCode::UNAUTHORIZED, &session, Some("That code is not correct, or was already used.".into()))

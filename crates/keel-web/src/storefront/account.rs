@@ -3,14 +3,16 @@
 //! session with a new token (the old one stops working), and the cart comes
 //! along and is attached to the customer, so the order is theirs.
 //!
-//! Login rate limiting and lockout are a later issue: for now argon2id's
-//! cost is the only brake on guessing.
+//! Sign-in and registration are throttled per account and per client
+//! address (`keel_app::throttle`); a throttled attempt gets the 429 page
+//! with `Retry-After`.
 
 use super::cart::{failed, open_cart};
 use super::form::{self, Errors, Field, FormData, Problem};
 use super::orders::{human_time, status_words};
 use super::session::Visitor;
-use super::{csrf, format_money, respond, Cache, Page, Shell};
+use super::{csrf, format_money, respond, too_many, Cache, Page, Shell};
+use crate::edge::ClientIp;
 use crate::AppState;
 use askama::Template;
 use axum::body::Bytes;
@@ -22,6 +24,7 @@ use axum::Router;
 use keel_app::carts::CartChanges;
 use keel_app::customers::NewCustomer;
 use keel_app::AppError;
+use keel_domain::time::now_micros;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -122,7 +125,7 @@ async fn sign_in(s: &AppState, headers: &HeaderMap, visitor: &mut Visitor, custo
 }
 
 /// `POST /account/register`: `first_name`, `last_name`, `email`, `password`.
-pub async fn register(State(s): State<AppState>, headers: HeaderMap, mut visitor: Visitor, body: Bytes) -> Response {
+pub async fn register(State(s): State<AppState>, headers: HeaderMap, ip: ClientIp, mut visitor: Visitor, body: Bytes) -> Response {
     let form = FormData::parse(&body);
     let secret = match form::guard(&s, &visitor, &headers, &form) {
         Ok(session) => session.csrf_secret.clone(),
@@ -148,8 +151,9 @@ pub async fn register(State(s): State<AppState>, headers: HeaderMap, mut visitor
             password: Some(form.raw("password").to_owned()),
             marketing_opt_in: None,
         };
-        match s.app.create_customer(&visitor.actor(), input).await {
+        match s.app.register_customer(&visitor.actor(), input, &ip.text(), now_micros()).await {
             Ok(customer) => return sign_in(&s, &headers, &mut visitor, &customer.id).await,
+            Err(AppError::TooManyAttempts { retry_after_secs }) => return too_many(&headers, retry_after_secs),
             Err(AppError::Conflict { code: "email_taken", .. }) => {
                 errors.add("email", "An account with this email address already exists: sign in instead");
             }
@@ -172,7 +176,7 @@ pub async fn register(State(s): State<AppState>, headers: HeaderMap, mut visitor
 
 /// `POST /account/login`: `email`, `password`. One message for every
 /// failure, so the form does not tell which emails have accounts.
-pub async fn login(State(s): State<AppState>, headers: HeaderMap, mut visitor: Visitor, body: Bytes) -> Response {
+pub async fn login(State(s): State<AppState>, headers: HeaderMap, ip: ClientIp, mut visitor: Visitor, body: Bytes) -> Response {
     let form = FormData::parse(&body);
     let secret = match form::guard(&s, &visitor, &headers, &form) {
         Ok(session) => session.csrf_secret.clone(),
@@ -187,9 +191,10 @@ pub async fn login(State(s): State<AppState>, headers: HeaderMap, mut visitor: V
         errors.add("password", "Enter your password");
     }
     if errors.is_empty() {
-        match s.app.verify_customer_password(email, password).await {
+        match s.app.customer_sign_in(email, password, &ip.text(), now_micros()).await {
             Ok(Some(customer)) => return sign_in(&s, &headers, &mut visitor, &customer.id).await,
             Ok(None) => errors.add("email", "The email address or password is incorrect"),
+            Err(AppError::TooManyAttempts { retry_after_secs }) => return too_many(&headers, retry_after_secs),
             Err(e) => return failed(&headers, "signing in", e),
         }
     }

@@ -166,7 +166,7 @@ pub fn unexpected(request: &HeaderMap, what: &str, e: &AppError) -> Response {
         let page = ErrorPage {
             shell,
             heading: "Please try again shortly",
-            message: "The shop cannot save or load this right now. Nothing was charged or changed. Please try again in a minute.",
+            message: "The shop cannot save or load this right now. Nothing was charged or changed. Please try again in a minute.".into(),
         };
         let mut r = respond(request, Page::render(&page, Cache::Private).status(status));
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
@@ -373,22 +373,35 @@ pub fn security_headers(headers: &mut HeaderMap) {
 struct ErrorPage {
     shell: Shell,
     heading: &'static str,
-    message: &'static str,
+    message: String,
 }
 
 /// The storefront's 404 page.
 pub fn not_found(request: &HeaderMap) -> Response {
     let mut shell = Shell::new("Page not found", "This page does not exist.");
     shell.noindex = true;
-    let page = ErrorPage { shell, heading: "Page not found", message: "We could not find that page. It may have moved, or the link may be mistyped." };
+    let page = ErrorPage { shell, heading: "Page not found", message: "We could not find that page. It may have moved, or the link may be mistyped.".into() };
     respond(request, Page::render(&page, Cache::Private).status(StatusCode::NOT_FOUND))
+}
+
+/// The page for a throttled sign-in, registration or order lookup: 429
+/// with `Retry-After`.
+pub fn too_many(request: &HeaderMap, retry_after_secs: u64) -> Response {
+    let mut shell = Shell::new("Too many attempts", "Too many attempts.");
+    shell.noindex = true;
+    let wait = if retry_after_secs < 120 { format!("{retry_after_secs} seconds") } else { format!("{} minutes", retry_after_secs.div_ceil(60)) };
+    let message = format!("There have been too many attempts. For your security, please wait {wait} and try again.");
+    let page = ErrorPage { shell, heading: "Too many attempts", message };
+    let mut r = respond(request, Page::render(&page, Cache::Private).status(StatusCode::TOO_MANY_REQUESTS));
+    r.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from(retry_after_secs.max(1)));
+    r
 }
 
 /// The storefront's error page for failures the shopper cannot fix.
 pub fn server_error(request: &HeaderMap) -> Response {
     let mut shell = Shell::new("Something went wrong", "An error occurred.");
     shell.noindex = true;
-    let page = ErrorPage { shell, heading: "Something went wrong", message: "Please try again in a moment. The problem has been logged." };
+    let page = ErrorPage { shell, heading: "Something went wrong", message: "Please try again in a moment. The problem has been logged.".into() };
     respond(request, Page::render(&page, Cache::Private).status(StatusCode::INTERNAL_SERVER_ERROR))
 }
 

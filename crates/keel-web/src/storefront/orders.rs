@@ -4,28 +4,35 @@
 //! An order is shown only to whoever may see it: the session that placed it
 //! (confirmation and status), a session that gave its number and email
 //! (status), or its signed-in owner. Anyone else gets the same 404 as for
-//! an order that does not exist.
+//! an order that does not exist. Order numbers are sequential, so knowing an
+//! email and a number is not much: a lookup is throttled per email and per
+//! client address, and the status page it opens leaves out the name and
+//! address the order ships to until the shopper also gives the shipping
+//! address's postal code (a second small form, throttled per order).
 
 use super::cart::{failed, LineRow, TotalsRows};
 use super::form::{self, Errors, Field, FormData, Problem};
 use super::session::Visitor;
-use super::{csrf, format_money, not_found, respond, Cache, Page, Shell};
+use super::{csrf, format_money, not_found, respond, too_many, Cache, Page, Shell};
+use crate::edge::ClientIp;
 use crate::AppState;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use keel_app::orders::OrderView;
 use keel_app::sessions::OrderAccess;
 use keel_app::AppError;
+use keel_domain::time::now_micros;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/orders/lookup", get(lookup_form).post(lookup))
         .route("/orders/{id}", get(status))
+        .route("/orders/{id}/verify", post(verify))
         .route("/orders/{id}/confirmation", get(confirmation))
 }
 
@@ -189,6 +196,48 @@ pub async fn confirmation(State(s): State<AppState>, headers: HeaderMap, visitor
 struct Status {
     shell: Shell,
     order: OrderSummary,
+    /// Whether the postal-code form is shown (the shipping address is
+    /// withheld), with its token, problems and field.
+    proof: bool,
+    csrf: String,
+    problems: Vec<Problem>,
+    postal_code: Field,
+}
+
+/// Whether this visitor sees where the order ships: its owner, the session
+/// that placed it, or one that proved the postal code.
+async fn address_shown(s: &AppState, visitor: &Visitor, order: &OrderView) -> keel_app::Result<bool> {
+    if visitor.customer_id().is_some() && visitor.customer_id() == order.customer_id.as_deref() {
+        return Ok(true);
+    }
+    match visitor.session() {
+        Some(session) => s.app.session_may_show_order(session, &order.id, OrderAccess::Verified).await,
+        None => Ok(false),
+    }
+}
+
+async fn status_page(s: &AppState, headers: &HeaderMap, visitor: &Visitor, order: &OrderView, errors: &Errors) -> Response {
+    let shown = match address_shown(s, visitor, order).await {
+        Ok(v) => v,
+        Err(e) => return failed(headers, "checking order access", e),
+    };
+    let mut summary = match summary(s, order).await {
+        Ok(o) => o,
+        Err(e) => return failed(headers, "summarising an order", e),
+    };
+    let mut postal_code =
+        Field::new("postal_code", "Postal code", "text", "postal-code").hint("The postal code of the address the order ships to.");
+    let mut problems = errors.apply(&mut [&mut postal_code]);
+    problems.extend(errors.links());
+    let session = visitor.session().filter(|_| !shown);
+    let csrf = session.map(|s| csrf::token(&s.csrf_secret)).unwrap_or_default();
+    if !shown {
+        summary.address.clear();
+    }
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let shell = private_shell(format!("Order {}", summary.number), "The status of your order.");
+    let page = Status { shell, order: summary, proof: session.is_some(), csrf, problems, postal_code };
+    respond(headers, Page::render(&page, Cache::Private).status(status))
 }
 
 pub async fn status(State(s): State<AppState>, headers: HeaderMap, visitor: Visitor, Path(id): Path<String>) -> Response {
@@ -196,12 +245,36 @@ pub async fn status(State(s): State<AppState>, headers: HeaderMap, visitor: Visi
         Ok(o) => o,
         Err(r) => return visitor.finish(r),
     };
-    let order = match summary(&s, &order).await {
-        Ok(o) => o,
-        Err(e) => return failed(&headers, "summarising an order", e),
+    let page = status_page(&s, &headers, &visitor, &order, &Errors::default()).await;
+    visitor.finish(page)
+}
+
+/// `POST /orders/{id}/verify` with `postal_code`: after a lookup, shows the
+/// shipping address once the shopper gives its postal code.
+pub async fn verify(State(s): State<AppState>, headers: HeaderMap, ip: ClientIp, visitor: Visitor, Path(id): Path<String>, body: Bytes) -> Response {
+    let form = FormData::parse(&body);
+    let session = match form::guard(&s, &visitor, &headers, &form) {
+        Ok(session) => session.clone(),
+        Err(r) => return r,
     };
-    let page = Status { shell: private_shell(format!("Order {}", order.number), "The status of your order."), order };
-    visitor.finish(respond(&headers, Page::render(&page, Cache::Private)))
+    let order = match visible_order(&s, &headers, &visitor, &id, OrderAccess::Lookup).await {
+        Ok(o) => o,
+        Err(r) => return visitor.finish(r),
+    };
+    let mut errors = Errors::default();
+    let code = form.get("postal_code");
+    if code.is_empty() {
+        errors.add("postal_code", "Enter the postal code of the shipping address");
+    } else {
+        match s.app.prove_order(&session, &order.id, code, &ip.text(), now_micros()).await {
+            Ok(true) => return form::see_other(&format!("/orders/{}", order.id)),
+            Ok(false) => errors.add("postal_code", "That is not the postal code of this order's shipping address"),
+            Err(AppError::TooManyAttempts { retry_after_secs }) => return too_many(&headers, retry_after_secs),
+            Err(e) => return failed(&headers, "checking a postal code", e),
+        }
+    }
+    let page = status_page(&s, &headers, &visitor, &order, &errors).await;
+    visitor.finish(page)
 }
 
 #[derive(Template)]
@@ -237,8 +310,8 @@ pub async fn lookup_form(State(s): State<AppState>, headers: HeaderMap, mut visi
 
 /// `POST /orders/lookup` with `number` and `email`. A wrong number and a
 /// wrong email get the same answer, so the form tells nothing about which
-/// orders exist. (Rate limiting lookups is a later issue.)
-pub async fn lookup(State(s): State<AppState>, headers: HeaderMap, visitor: Visitor, body: Bytes) -> Response {
+/// orders exist; misses are throttled (429 page with `Retry-After`).
+pub async fn lookup(State(s): State<AppState>, headers: HeaderMap, ip: ClientIp, visitor: Visitor, body: Bytes) -> Response {
     let form = FormData::parse(&body);
     let session = match form::guard(&s, &visitor, &headers, &form) {
         Ok(session) => session.clone(),
@@ -257,13 +330,9 @@ pub async fn lookup(State(s): State<AppState>, headers: HeaderMap, visitor: Visi
     }
     let mut status = StatusCode::UNPROCESSABLE_ENTITY;
     if let (Some(n), true) = (number, errors.is_empty()) {
-        match s.app.find_order_for_email(n, email).await {
-            Ok(Some(order)) => {
-                if let Err(e) = s.app.grant_session_order(&session, &order.id, OrderAccess::Lookup).await {
-                    return failed(&headers, "recording an order lookup", e);
-                }
-                return form::see_other(&format!("/orders/{}", order.id));
-            }
+        match s.app.lookup_order(&session, n, email, &ip.text(), now_micros()).await {
+            Ok(Some(order)) => return form::see_other(&format!("/orders/{}", order.id)),
+            Err(AppError::TooManyAttempts { retry_after_secs }) => return too_many(&headers, retry_after_secs),
             Ok(None) => {
                 status = StatusCode::NOT_FOUND;
                 errors.link("#f-number", "We could not find an order with that number and email address. Check both and try again.");

@@ -39,5 +39,6 @@ mod reservations;
 mod storefront_checkout;
 mod storefront_catalog;
 mod stripe;
+mod throttle;
 mod tls;
 mod webhooks;

@@ -477,3 +477,128 @@ async fn validation_errors_name_the_field_and_are_tied_to_it() {
     assert!(r.body.contains("<a href=\"#f-line1\">Address line 1 must be at most 200 characters</a>"), "{}", r.body);
     assert_eq!(t.db.scalar("SELECT COUNT(*) FROM carts WHERE shipping_address_enc IS NOT NULL").await, 0, "nothing saved");
 }
+
+// ------------------------------------------------------------ throttling ---
+
+async fn customer_account(t: &TestApp, email: &str) {
+    let input = keel_app::customers::NewCustomer {
+        email: email.into(),
+        first_name: Some("Ada".into()),
+        last_name: None,
+        phone: None,
+        password: Some("correct horse battery".into()),
+        marketing_opt_in: None,
+    };
+    t.app.create_customer(&keel_app::Actor("test".into()), input).await.unwrap();
+}
+
+fn retry_after(p: &Page) -> u64 {
+    p.headers.get("retry-after").expect("Retry-After").to_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn customer_sign_in_slows_down_then_refuses_even_the_right_password() {
+    let t = spawn_app().await;
+    customer_account(&t, "ada@example.com").await;
+    let mut b = Browser::new(&t);
+    let csrf = b.get("/account/login").await.csrf();
+    let mut statuses = Vec::new();
+    for _ in 0..15 {
+        let r = b.post("/account/login", &[("csrf", &csrf), ("email", "ada@example.com"), ("password", "not the password")]).await;
+        statuses.push(r.status);
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(retry_after(&r) >= 1);
+            assert!(r.body.contains("Too many attempts"), "{}", r.body);
+        }
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::UNPROCESSABLE_ENTITY).count(), 3, "{statuses:?}");
+    let r = b.post("/account/login", &[("csrf", &csrf), ("email", "ada@example.com"), ("password", "correct horse battery")]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "the right password waits too");
+    assert!(b.get("/account").await.location().ends_with("/account/login"), "not signed in");
+}
+
+#[tokio::test]
+async fn customer_accounts_lock_after_ten_failures_and_registration_is_throttled() {
+    let t = spawn_app().await;
+    customer_account(&t, "ada@example.com").await;
+    let mut at = keel_domain::time::now_micros();
+    for _ in 0..10 {
+        at += 61_000_000;
+        assert!(t.app.customer_sign_in("ada@example.com", "not the password", "192.0.2.3", at).await.unwrap().is_none());
+    }
+    match t.app.customer_sign_in("ada@example.com", "correct horse battery", "198.51.100.3", at + 61_000_000).await {
+        Err(keel_app::AppError::TooManyAttempts { retry_after_secs }) => assert!(retry_after_secs > 800),
+        other => panic!("expected the lock, got {:?}", other.map(|c| c.map(|c| c.id))),
+    }
+    // No plain email is kept in the counters: the key is a blind index.
+    assert_eq!(t.db.scalar("SELECT COUNT(*) FROM login_failures WHERE key LIKE '%ada%'").await, 0);
+
+    // Registration counts every attempt per address; over the limit, the 429 page.
+    let mut b = Browser::new(&t);
+    let csrf = b.get("/account/register").await.csrf();
+    let fields = |email: &'static str| [("first_name", "Bo"), ("email", email), ("password", "correct horse battery")];
+    let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+    form.extend(fields("bo@example.com"));
+    let r = b.post("/account/register", &form).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(t.db.scalar("SELECT failures FROM login_failures WHERE scope = 'register_ip'").await, 1);
+    let until = keel_domain::time::now_micros() + 900_000_000;
+    t.db.execute_raw(&format!("UPDATE login_failures SET failures = 100, locked_until = {until} WHERE scope = 'register_ip'")).await;
+    let mut b = Browser::new(&t);
+    let csrf = b.get("/account/register").await.csrf();
+    let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+    form.extend(fields("cy@example.com"));
+    let r = b.post("/account/register", &form).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry_after(&r) > 800);
+}
+
+#[tokio::test]
+async fn order_lookups_are_throttled_and_hide_the_address_until_the_postal_code() {
+    let (t, _, tee_m, _) = shop(5).await;
+    let mut buyer = Browser::new(&t);
+    buyer.add(&tee_m, "1").await;
+    buyer.details("ada@example.com").await;
+    let placed = buyer.pay("tok_visa").await;
+    let order_id = placed.location().trim_start_matches("/orders/").trim_end_matches("/confirmation").to_owned();
+    // The session that placed it sees everything.
+    let own = buyer.get(&format!("/orders/{order_id}")).await;
+    assert!(own.body.contains("1 Main St") && own.body.contains("Ada Lovelace"), "{}", own.body);
+
+    // Walking the numbers with the victim's email stops after a few misses.
+    let mut eve = Browser::new(&t);
+    let csrf = eve.get("/orders/lookup").await.csrf();
+    let mut answers = Vec::new();
+    for n in 1002..1027 {
+        let number = n.to_string();
+        answers.push(eve.post("/orders/lookup", &[("csrf", &csrf), ("number", &number), ("email", "ada@example.com")]).await.status);
+    }
+    assert_eq!(answers.iter().filter(|s| **s == StatusCode::NOT_FOUND).count(), 3, "{answers:?}");
+    let r = eve.post("/orders/lookup", &[("csrf", &csrf), ("number", "1001"), ("email", "ada@example.com")]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry_after(&r) >= 1);
+
+    // A lookup (another browser and email count) opens the status without the address.
+    t.db.execute_raw("DELETE FROM login_failures").await;
+    let mut b = Browser::new(&t);
+    let csrf = b.get("/orders/lookup").await.csrf();
+    let found = b.post("/orders/lookup", &[("csrf", &csrf), ("number", "1001"), ("email", "ada@example.com")]).await;
+    assert_eq!(found.status, StatusCode::SEE_OTHER);
+    let status = b.get(&format!("/orders/{order_id}")).await;
+    assert_eq!(status.status, StatusCode::OK);
+    assert!(status.body.contains("Order 1001"));
+    assert!(!status.body.contains("1 Main St") && !status.body.contains("Ada Lovelace") && !status.body.contains("62701"), "{}", status.body);
+    assert!(status.body.contains("name=\"postal_code\""));
+    let path = format!("/orders/{order_id}/verify");
+    let wrong = b.post(&path, &[("csrf", &status.csrf()), ("postal_code", "10001")]).await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!wrong.body.contains("1 Main St"));
+    let right = b.post(&path, &[("csrf", &status.csrf()), ("postal_code", " 62701 ")]).await;
+    assert_eq!((right.status, right.location()), (StatusCode::SEE_OTHER, format!("/orders/{order_id}").as_str()));
+    let shown = b.get(&format!("/orders/{order_id}")).await;
+    assert!(shown.body.contains("1 Main St") && shown.body.contains("Ada Lovelace"), "{}", shown.body);
+    // Without a lookup, the proof form is a 404 like the order.
+    let mut stranger = Browser::new(&t);
+    let csrf = stranger.get("/orders/lookup").await.csrf();
+    assert_eq!(stranger.post(&path, &[("csrf", &csrf), ("postal_code", "62701")]).await.status, StatusCode::NOT_FOUND);
+}
