@@ -15,7 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use keel_app::apikeys::Principal;
+use keel_app::apikeys::{KeyScope, Principal};
 use keel_domain::login::address_bucket;
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -32,7 +32,8 @@ pub struct Limits {
 impl Limits {
     /// The defaults `keel serve` uses: generous enough for a busy shop front
     /// behind one address and for an integration pushing steadily.
-    pub const SERVE_DEFAULT: Limits = Limits { per_ip_per_min: Some(1200), per_key_per_min: Some(600) };
+    pub const SERVE_DEFAULT: Limits =
+        Limits { per_ip_per_min: Some(1200), per_key_per_min: Some(keel_app::apikeys::DEFAULT_RATE_LIMIT_PER_MIN) };
 }
 
 pub const MAX_KEYS: u64 = 100_000;
@@ -66,8 +67,13 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> Limiter<K> {
 
     /// Takes one token for `key`, or says how long until one is available.
     pub fn check(&self, key: &K) -> Result<(), Duration> {
+        self.check_at_rate(key, self.per_min)
+    }
+
+    /// [`Self::check`] for a key with its own allowance per minute.
+    pub fn check_at_rate(&self, key: &K, per_min: u32) -> Result<(), Duration> {
         let now = Instant::now();
-        let capacity = f64::from(self.per_min);
+        let capacity = f64::from(per_min.max(1));
         let per_sec = capacity / 60.0;
         let bucket = self.buckets.get_with_by_ref(key, || Arc::new(Mutex::new(Bucket { tokens: capacity, at: now })));
         let mut b = bucket.lock().unwrap_or_else(|p| p.into_inner());
@@ -131,11 +137,14 @@ pub async fn per_ip(State(state): State<AppState>, req: Request, next: Next) -> 
     next.run(req).await
 }
 
-/// Inside API authentication: per API key.
+/// Inside API authentication: per secret key, at its own limit or the
+/// configured one. A publishable key is shared by every shopper of a shop
+/// front, so it is limited per client address only (the outer layer).
 pub async fn per_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(limiter) = &state.limiters.key {
-        if let Some(p) = req.extensions().get::<Principal>() {
-            if let Err(wait) = limiter.check(&p.key_id) {
+        if let Some(p) = req.extensions().get::<Principal>().filter(|p| p.scope != KeyScope::Storefront) {
+            let per_min = p.rate_limit_per_min.unwrap_or(limiter.per_min);
+            if let Err(wait) = limiter.check_at_rate(&p.key_id, per_min) {
                 return too_many(wait, "for this API key");
             }
         }

@@ -28,12 +28,21 @@ pub(crate) async fn integration(t: &TestApp, name: &str, auth: &str) -> Integrat
 }
 
 /// A timestamp to sign one request with. A client signs every request it
-/// sends, but two sends of one body signed in the same second carry the same
-/// signature, which Keel refuses as a replay; so each call steps a second
-/// further back (staying well inside the 300 s window).
+/// sends, but two sends of one body signed with the same time carry the same
+/// signature, which Keel refuses as a replay; so every call in this process
+/// gets its own second, counting up from four minutes ago (inside the 300 s
+/// window as long as a run signs fewer than about 500 requests).
 pub(crate) fn signing_time() -> i64 {
-    static CALLS: AtomicI64 = AtomicI64::new(0);
-    now_micros() / 1_000_000 - CALLS.fetch_add(1, Ordering::Relaxed) % 120
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let floor = now_micros() / 1_000_000 - 240;
+    let mut prev = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = (prev + 1).max(floor);
+        match LAST.compare_exchange(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(p) => prev = p,
+        }
+    }
 }
 
 pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {

@@ -1,7 +1,7 @@
 //! Rate limits per client address and per API key: `429`, `Retry-After`
 //! and the `rate_limited` error once a bucket is empty.
 
-use keel_testkit::{spawn_app, spawn_with_edge, TestApp};
+use keel_testkit::{json, spawn_app, spawn_with_edge, TestApp};
 use keel_web::edge::EdgeSettings;
 use keel_web::ratelimit::Limits;
 use reqwest::Method;
@@ -39,6 +39,32 @@ async fn per_api_key_limit_answers_429_with_retry_after() {
     assert_eq!(r.status(), 200);
     // The storefront is not limited per key.
     assert_eq!(storefront_get(&t, &[]).await, 200);
+}
+
+/// One key per headless storefront used to share the whole 600/min default:
+/// a secret key now carries its own limit, and a publishable key (every
+/// shopper's browser presents the same one) is limited per client address.
+#[tokio::test]
+async fn keys_have_their_own_limits_and_publishable_keys_are_limited_per_address() {
+    let t = spawn_with_edge(edge(Some(8), Some(3), true)).await;
+    let own = t.ok("/api-keys", json!({"name": "busy ERP", "role": "analyst", "rate_limit_per_min": 6})).await["secret"].as_str().unwrap().to_owned();
+    let pk = t.ok("/api-keys", json!({"name": "shop front", "type": "publishable"})).await["secret"].as_str().unwrap().to_owned();
+    let get = |key: &str, from: &str| t.http.get(t.url("/products")).bearer_auth(key).header("x-forwarded-for", from).send();
+    // The key's own 6/min, not the default 3 (each request from a fresh address).
+    for i in 0..6 {
+        assert_eq!(get(&own, &format!("10.0.0.{i}")).await.unwrap().status(), 200, "request {i} within the key's own limit");
+    }
+    assert_eq!(get(&own, "10.0.0.99").await.unwrap().status(), 429, "the key's own limit");
+    // Twenty shoppers on one publishable key: none limited by the key.
+    for i in 0..20 {
+        assert_eq!(get(&pk, &format!("10.1.0.{i}")).await.unwrap().status(), 200, "shopper {i}");
+    }
+    // One shopper hammering is limited by their address.
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(get(&pk, "10.2.0.1").await.unwrap().status().as_u16());
+    }
+    assert!(statuses.iter().filter(|s| **s == 429).count() >= 2, "{statuses:?}");
 }
 
 #[tokio::test]
