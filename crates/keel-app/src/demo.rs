@@ -1,8 +1,8 @@
 //! The demo shop behind `keel serve --demo`: three locations, a sales
 //! channel, twenty products with variants and prices, a generated image
 //! each, stock, one bundle, four collections (one of them `featured`, shown
-//! on the home page), and US shipping methods and tax for the storefront's
-//! checkout.
+//! on the home page), US shipping methods and tax for the storefront's
+//! checkout, and shoppers' orders in the console's states ([`orders`]).
 //! Seeding is idempotent: it does nothing if the demo channel exists.
 
 use crate::catalog::{ComponentInput, NewChannel, NewProduct, PriceInput, VariantInput};
@@ -14,7 +14,10 @@ use crate::{Actor, App, Result};
 use keel_domain::catalog::{LocationKind, ProductStatus};
 use std::collections::BTreeMap;
 
+mod orders;
+
 const CHANNEL_HANDLE: &str = "online-store";
+const KIT_SKU: &str = "KIT-MORNING";
 
 /// (title, description, base price in cents, option name, option values)
 const PRODUCTS: &[(&str, &str, i64, &str, &[&str])] = &[
@@ -152,7 +155,7 @@ impl App {
                 seo_description: None,
                 channel_ids: Vec::new(),
                 variants: vec![VariantInput {
-                    sku: "KIT-MORNING".into(),
+                    sku: KIT_SKU.into(),
                     title: Some("Kit".into()),
                     options: BTreeMap::new(),
                     prices: vec![PriceInput { currency: "USD".into(), amount: 4500 }],
@@ -230,7 +233,8 @@ impl App {
             )
             .await?;
         }
-        tracing::info!(products = product_count, "demo shop seeded");
+        let orders = self.seed_demo_orders(&actor).await?;
+        tracing::info!(products = product_count, orders, "demo shop seeded");
         Ok(true)
     }
 }
