@@ -121,6 +121,7 @@ impl Media {
 
 /// The options of an upload (query parameters of the upload request).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct NewImage {
     /// Text alternative, at most 1000 characters; empty for a decorative image.

@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
 pub struct Doc;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditListQuery {
     /// `api_key:key_…`

@@ -41,6 +41,7 @@ pub fn router() -> Router<AppState> {
 pub struct Doc;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerListQuery {
     /// Exact email (case-insensitive): the account and any guests with it.
@@ -52,6 +53,7 @@ pub struct CustomerListQuery {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AddressListQuery {
     /// 1–100, default 10.

@@ -15,6 +15,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventListQuery {
     /// Comma-separated types or families: `product.created,inventory.*`.

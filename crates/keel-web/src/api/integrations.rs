@@ -90,6 +90,7 @@ pub async fn rotate_credential(State(s): State<AppState>, key: ApiKey, Path(id):
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BatchListQuery {
     pub integration_id: Option<String>,
@@ -114,6 +115,7 @@ pub async fn show_batch(State(s): State<AppState>, _key: ApiKey, Path(id): Path<
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RowsQuery {
     /// One outcome, several separated by commas, or `problems` (unknown_sku,

@@ -35,6 +35,7 @@ pub async fn transfer(State(s): State<AppState>, key: ApiKey, JsonBody(input): J
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LevelsQuery {
     /// Inventory item SKU.
@@ -49,6 +50,7 @@ pub async fn levels(State(s): State<AppState>, _key: ApiKey, QueryParams(q): Que
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LedgerQuery {
     pub sku: String,

@@ -49,6 +49,7 @@ pub fn router() -> Router<AppState> {
 
 /// Cursor pagination shared by every list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// 1–100, default 10.

@@ -56,7 +56,26 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(collections::Doc::openapi());
     doc.merge(apikeys::Doc::openapi());
     doc.merge(audit::Doc::openapi());
+    name_operations(&mut doc);
     doc
+}
+
+/// Operation ids unique across the document, named for the resource path
+/// and the handler: `products.list`, `products.images.create`,
+/// `carts.complete` (handler names repeat from one resource to the next).
+fn name_operations(doc: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let literals: Vec<&str> = path.split('/').filter(|s| !s.is_empty() && !s.starts_with('{')).collect();
+        let last = literals.last().map(|l| l.replace('-', "_"));
+        for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch, &mut item.head].into_iter().flatten() {
+            let handler = op.operation_id.take().unwrap_or_default();
+            let mut parts: Vec<String> = literals.iter().map(|s| s.to_string()).collect();
+            if last.as_deref() != Some(handler.as_str()) {
+                parts.push(handler);
+            }
+            op.operation_id = Some(parts.join("."));
+        }
+    }
 }
 
 pub async fn serve() -> impl IntoResponse {

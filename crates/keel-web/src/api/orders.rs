@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
 pub struct Doc;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OrderListQuery {
     pub limit: Option<i64>,

@@ -30,6 +30,7 @@ pub async fn create(State(s): State<AppState>, key: ApiKey, JsonBody(input): Jso
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProductListQuery {
     pub limit: Option<i64>,

@@ -86,6 +86,7 @@ pub async fn rotate_secret(State(s): State<AppState>, key: ApiKey, Path(id): Pat
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MessageListQuery {
     /// `pending`, `succeeded` or `failed` (dead-lettered).

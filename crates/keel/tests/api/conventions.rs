@@ -118,3 +118,48 @@ async fn data_survives_a_restart() {
     let report = again.check().await.unwrap();
     assert!(report.problems.is_empty());
 }
+
+/// Every query parameter used to be declared `in: path, required`, so
+/// generated clients could neither page nor filter: a path parameter is
+/// one the path template names, every other one is in the query.
+#[test]
+fn openapi_parameters_are_in_the_path_only_when_the_path_names_them() {
+    let doc = serde_json::to_value(keel_web::api::openapi::document()).unwrap();
+    let mut query = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let (name, place) = (p["name"].as_str().unwrap(), p["in"].as_str().unwrap());
+                let templated = path.contains(&format!("{{{name}}}"));
+                match place {
+                    "path" => assert!(templated, "{method} {path}: `{name}` is declared in the path but the path does not name it"),
+                    "query" => {
+                        assert!(!templated, "{method} {path}: `{name}` is in the path");
+                        query += 1;
+                    }
+                    other => panic!("{method} {path}: `{name}` in {other}"),
+                }
+            }
+        }
+    }
+    assert!(query > 30, "{query} query parameters described");
+}
+
+/// Forty operations were all called `list`, `create`, `show`…: generated
+/// clients need one id per operation.
+#[test]
+fn openapi_operation_ids_are_unique_and_name_their_resource() {
+    let doc = serde_json::to_value(keel_web::api::openapi::document()).unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId")).to_owned();
+            let resource = path.trim_start_matches('/').split('/').next().unwrap();
+            assert!(id.starts_with(&format!("{resource}.")), "{method} {path}: {id}");
+            if let Some(other) = seen.insert(id.clone(), format!("{method} {path}")) {
+                panic!("{id} names both {other} and {method} {path}");
+            }
+        }
+    }
+    assert_eq!(seen.get("products.list").map(String::as_str), Some("get /products"));
+}
