@@ -271,6 +271,19 @@ pub async fn read_bounded(resp: &mut reqwest::Response, limit: usize) -> (Vec<u8
     (buf, None)
 }
 
+/// What kind of failure a request met, in two words.
+pub fn kind(err: &reqwest::Error) -> &'static str {
+    if err.is_timeout() {
+        "timeout"
+    } else if err.is_connect() {
+        "connection failed"
+    } else if err.is_redirect() {
+        "redirect"
+    } else {
+        "request failed"
+    }
+}
+
 /// A failed request in a few words, URL-free: `blocked: …` when the guard
 /// refused it, else its kind and causes.
 pub fn describe(err: &reqwest::Error) -> String {
@@ -286,15 +299,7 @@ pub fn describe(err: &reqwest::Error) -> String {
         }
         source = e.source();
     }
-    let kind = if err.is_timeout() {
-        "timeout"
-    } else if err.is_connect() {
-        "connection failed"
-    } else if err.is_redirect() {
-        "redirect"
-    } else {
-        "request failed"
-    };
+    let kind = kind(err);
     if chain.is_empty() {
         kind.to_owned()
     } else {

@@ -387,16 +387,10 @@ async fn post_keys(client: &outbound::Client, url: &str, token: Option<&PurgeTok
             // The kind only, unless the guard refused the name: its reason
             // says what to fix.
             let described = outbound::describe(&e);
-            let kind = if described.starts_with("blocked") {
+            if described.starts_with("blocked") {
                 return Err(described);
-            } else if e.is_timeout() {
-                "timeout"
-            } else if e.is_connect() {
-                "connection failed"
-            } else {
-                "request failed"
-            };
-            Err(kind.to_owned())
+            }
+            Err(outbound::kind(&e).to_owned())
         }
         Ok(resp) if resp.status().is_success() => Ok(()),
         Ok(mut resp) => {
